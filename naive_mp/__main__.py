@@ -1,0 +1,3 @@
+from naive_mp.cli import main
+
+main()
