@@ -1,0 +1,131 @@
+"""Events (facts, past tense) and commands (imperative) of the pure core.
+
+All are frozen, tagged msgspec Structs, so the runtime sends them over its
+sockets exactly as the backtester passes them between functions.
+"""
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from naive_mp.core.settings import Settings
+from naive_mp.core.state import TraderState
+
+Side = Literal["BUY", "SELL"]
+
+
+class Message(msgspec.Struct, frozen=True, tag=True):
+    """Base of every event and command: tagged by class name."""
+
+
+# -- events a trader handles ------------------------------------------------
+
+
+class TradeSeen(Message):
+    """A trade printed on the exchange."""
+
+    symbol: str
+    trade_id: int
+    price: Decimal
+    time_us: int = 0
+
+
+class OrderFilled(Message):
+    """One of the trader's orders filled in full."""
+
+    client_order_id: str
+    order_id: int
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    trade_id: int
+
+
+class OrderRejected(Message):
+    """The exchange refused one of the trader's orders."""
+
+    client_order_id: str
+    side: Side
+    code: int
+    reason: str
+
+
+# -- commands a trader gives ------------------------------------------------
+
+
+class PlaceOrder(Message):
+    """Place a LIMIT GTC order."""
+
+    client_order_id: str
+    symbol: str
+    trader_id: int
+    side: Side
+    price: Decimal
+    quantity: Decimal
+
+
+class RequestRebuy(Message):
+    """Ask the leader for one more trader: the price fell under the rebuy threshold."""
+
+    trader_id: int
+
+
+# -- events a leader handles ------------------------------------------------
+
+
+class TradingStarted(Message):
+    """Trading of the symbol starts (or resumes)."""
+
+
+class RebuyRequested(Message):
+    """A trader asked for one more trader."""
+
+    trader_id: int
+
+
+class TraderReported(Message):
+    """A trader's new state (its cache entry at the leader)."""
+
+    state: TraderState
+
+
+class TraderDied(Message):
+    """A trader's process ended without finishing; `uptime_s` since its start."""
+
+    trader_id: int
+    uptime_s: float
+
+
+class SettingsChanged(Message):
+    """New settings for the traders started from now on."""
+
+    settings: Settings
+
+
+class ShutdownRequested(Message):
+    """Finish gracefully: no rebuys, no replacements, stop when the last is done."""
+
+
+# -- commands a leader gives -------------------------------------------------
+
+
+class StartTrader(Message):
+    """Run a trader from `state` (fresh, or cached when `restart`) after `delay_s`."""
+
+    state: TraderState
+    restart: bool = False
+    delay_s: float = 0.0
+
+
+class Notice(Message):
+    """Something worth a log line; the core does not log, its driver does."""
+
+    level: Literal["info", "warning", "error"]
+    text: str
+
+
+class SymbolStopped(Message):
+    """The symbol's last trader finished after a shutdown."""
+
+    symbol: str

@@ -1,0 +1,93 @@
+"""Strategy settings and exchange filters: frozen, validated msgspec Structs.
+
+A value that breaks a rule raises `SettingError` naming the key, both when
+built in code and when decoded from TOML or a `--set` override.
+"""
+
+from decimal import Decimal
+
+import msgspec
+
+from naive_mp.core.money import ONE, ZERO, parse_decimal
+
+
+class SettingError(ValueError):
+    """A setting or filter value is invalid; `key` names it."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+
+
+def _fraction(key: str, value: Decimal) -> None:
+    if not ZERO <= value < ONE:
+        raise SettingError(key, f"must be >= 0 and < 1, got {value}")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Per-symbol strategy settings; defaults are the book's chapter 8 values."""
+
+    chunks: int = 5
+    budget: Decimal = Decimal("100")
+    buy_down_interval: Decimal = Decimal("0.0001")
+    profit_target: Decimal = Decimal("-0.0012")
+    rebuy_interval: Decimal = Decimal("0.001")
+    fee: Decimal = Decimal("0.001")
+
+    def __post_init__(self):
+        if self.chunks < 1:
+            raise SettingError("chunks", f"must be at least 1, got {self.chunks}")
+        if self.budget <= 0:
+            raise SettingError("budget", f"must be > 0, got {self.budget}")
+        _fraction("buy_down_interval", self.buy_down_interval)
+        _fraction("rebuy_interval", self.rebuy_interval)
+        _fraction("fee", self.fee)
+        if self.profit_target <= -1:
+            raise SettingError("profit_target", f"must be > -1, got {self.profit_target}")
+
+
+
+SETTING_KEYS = tuple(Settings.__struct_fields__)
+
+
+class Filters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The exchange's grid and minimums for one symbol (Binance exchangeInfo)."""
+
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+
+    def __post_init__(self):
+        for key in ("tick_size", "step_size"):
+            if getattr(self, key) <= 0:
+                raise SettingError(key, f"must be > 0, got {getattr(self, key)}")
+        for key in ("min_qty", "min_notional"):
+            if getattr(self, key) < 0:
+                raise SettingError(key, f"must be >= 0, got {getattr(self, key)}")
+
+
+FILTER_KEYS = tuple(Filters.__struct_fields__)
+
+
+def setting_value(key: str, text: str):
+    """Parse one `--set KEY=VALUE` value into the type of `key` (SettingError if bad)."""
+    if key not in SETTING_KEYS:
+        raise SettingError(key, f"unknown setting (known: {', '.join(SETTING_KEYS)})")
+    if key == "chunks":
+        try:
+            return int(str(text).strip())
+        except ValueError:
+            raise SettingError(key, f"must be a whole number, got {text!r}") from None
+    try:
+        return parse_decimal(text, key)
+    except ValueError as exc:
+        raise SettingError(key, str(exc).split(": ", 1)[1]) from None
+
+
+def with_overrides(settings: Settings, overrides: dict) -> Settings:
+    """`settings` with `overrides` (key -> text) applied and validated."""
+    values = msgspec.structs.asdict(settings)
+    for key, text in overrides.items():
+        values[key] = setting_value(key, text)
+    return Settings(**values)

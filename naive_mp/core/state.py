@@ -1,0 +1,40 @@
+"""A trader's state: all a leader caches to restart it after a crash."""
+
+from typing import Literal
+
+import msgspec
+
+from naive_mp.core.formulas import CyclePlan
+from naive_mp.core.settings import Filters, Settings
+
+Phase = Literal["NEW", "BUY_PLACED", "SELL_PLACED", "DONE", "FAILED", "UNTRADABLE"]
+
+# A trader in one of these phases does nothing more; the leader decides what next.
+FINAL_PHASES = frozenset({"DONE", "FAILED", "UNTRADABLE"})
+
+
+class TraderState(msgspec.Struct, frozen=True, kw_only=True):
+    """One trader of one symbol. Immutable: each step returns a new one."""
+
+    symbol: str
+    trader_id: int
+    settings: Settings
+    filters: Filters
+    phase: Phase = "NEW"
+    cycle: int = 1
+    plan: CyclePlan | None = None
+    rebuy_notified: bool = False
+    # Why the trader ended FAILED or UNTRADABLE, for the leader's log line.
+    reason: str | None = None
+
+    def client_order_id(self, side: str) -> str:
+        """Stable per symbol, trader, cycle and side, so a retry can ask before placing again.
+
+        Binance allows 1-36 characters of [.A-Z:/a-z0-9_-]; symbols are at most 20.
+        """
+        return f"{self.symbol}-{self.trader_id}-{self.cycle}-{side[0]}"
+
+    @property
+    def label(self) -> str:
+        """How logs and process titles name the trader: XRPUSDT#7."""
+        return f"{self.symbol}#{self.trader_id}"

@@ -1,0 +1,120 @@
+"""The trader state machine: `step(state, event) -> (state, commands)`.
+
+Sans-IO: no sockets, clocks or logging. The backtester and the trader
+process both drive it. Transitions are declared in `TRANSITIONS`; an event
+a phase does not expect raises `TransitionError` naming both, and leaves
+the caller's state untouched (states are immutable).
+"""
+
+from collections.abc import Callable
+
+from msgspec.structs import replace
+
+from naive_mp.core.formulas import plan_cycle, untradable_reason
+from naive_mp.core.messages import (
+    Message,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    RequestRebuy,
+    TradeSeen,
+)
+from naive_mp.core.state import TraderState
+
+Step = tuple[TraderState, list[Message]]
+NOTHING: list[Message] = []
+
+
+class TransitionError(RuntimeError):
+    """An event the trader's phase has no transition for: a bug, not market news."""
+
+
+def _place(state: TraderState, side: str) -> PlaceOrder:
+    plan = state.plan
+    return PlaceOrder(
+        client_order_id=state.client_order_id(side),
+        symbol=state.symbol,
+        trader_id=state.trader_id,
+        side=side,
+        price=plan.buy_price if side == "BUY" else plan.sell_price,
+        quantity=plan.quantity,
+    )
+
+
+def _place_buy(state: TraderState, event: TradeSeen) -> Step:
+    plan = plan_cycle(event.price, state.settings, state.filters)
+    reason = untradable_reason(plan, state.filters)
+    if reason is not None:
+        return replace(state, phase="UNTRADABLE", plan=plan, reason=reason), NOTHING
+    placed = replace(state, phase="BUY_PLACED", plan=plan)
+    return placed, [_place(placed, "BUY")]
+
+
+def _ignore(state: TraderState, event: Message) -> Step:
+    return state, NOTHING
+
+
+def _check_rebuy(state: TraderState, event: TradeSeen) -> Step:
+    if state.rebuy_notified or not event.price < state.plan.rebuy_below:
+        return state, NOTHING
+    return replace(state, rebuy_notified=True), [RequestRebuy(trader_id=state.trader_id)]
+
+
+def _own_fill(state: TraderState, event: OrderFilled, side: str) -> None:
+    if event.side != side or event.client_order_id != state.client_order_id(side):
+        raise TransitionError(
+            f"trader {state.label} in {state.phase} got a fill of {event.side} "
+            f"{event.client_order_id}, which is not its open order"
+        )
+
+
+def _place_sell(state: TraderState, event: OrderFilled) -> Step:
+    _own_fill(state, event, "BUY")
+    placed = replace(state, phase="SELL_PLACED")
+    return placed, [_place(placed, "SELL")]
+
+
+def _finish(state: TraderState, event: OrderFilled) -> Step:
+    _own_fill(state, event, "SELL")
+    return replace(state, phase="DONE"), NOTHING
+
+
+def _fail(state: TraderState, event: OrderRejected) -> Step:
+    reason = f"exchange refused {event.side} {event.client_order_id}: {event.code} {event.reason}"
+    return replace(state, phase="FAILED", reason=reason), NOTHING
+
+
+Handler = Callable[[TraderState, Message], Step]
+
+# (phase, event type) -> (phases the handler may lead to, handler).
+TRANSITIONS: dict[tuple[str, type], tuple[frozenset, Handler]] = {
+    ("NEW", TradeSeen): (frozenset({"BUY_PLACED", "UNTRADABLE"}), _place_buy),
+    ("BUY_PLACED", TradeSeen): (frozenset({"BUY_PLACED"}), _ignore),
+    ("BUY_PLACED", OrderFilled): (frozenset({"SELL_PLACED"}), _place_sell),
+    ("BUY_PLACED", OrderRejected): (frozenset({"FAILED"}), _fail),
+    ("SELL_PLACED", TradeSeen): (frozenset({"SELL_PLACED"}), _check_rebuy),
+    ("SELL_PLACED", OrderFilled): (frozenset({"DONE"}), _finish),
+    ("SELL_PLACED", OrderRejected): (frozenset({"FAILED"}), _fail),
+}
+
+
+def step(state: TraderState, event: Message) -> Step:
+    """Apply one event; returns the new state and the commands to carry out."""
+    try:
+        targets, handler = TRANSITIONS[(state.phase, type(event))]
+    except KeyError:
+        raise TransitionError(
+            f"trader {state.label}: no transition from {state.phase} on {type(event).__name__}"
+        ) from None
+    new_state, commands = handler(state, event)
+    if new_state.phase not in targets:
+        raise TransitionError(
+            f"trader {state.label}: {state.phase} on {type(event).__name__} "
+            f"led to {new_state.phase}, not one of {sorted(targets)}"
+        )
+    return new_state, commands
+
+
+def fresh_trader(symbol: str, trader_id: int, settings, filters) -> TraderState:
+    """A trader that will place its BUY on the next trade it sees."""
+    return TraderState(symbol=symbol, trader_id=trader_id, settings=settings, filters=filters)

@@ -1,0 +1,105 @@
+from decimal import Decimal as D
+
+import pytest
+from msgspec.structs import replace
+
+from naive_mp.core.formulas import plan_cycle
+from naive_mp.core.messages import OrderFilled, OrderRejected, PlaceOrder, RequestRebuy, TradeSeen
+from naive_mp.core.settings import Filters, Settings
+from naive_mp.core.state import TraderState
+from naive_mp.core.trader import TRANSITIONS, TransitionError, fresh_trader, step
+
+FILTERS = Filters(tick_size=D("0.001"), step_size=D("0.001"))
+PLAN = plan_cycle(D("8.176"), Settings(), FILTERS)  # buy 8.175 x 2.446, sell 8.181, rebuy < 8.166825
+
+
+def trader(phase="NEW", **changes) -> TraderState:
+    state = fresh_trader("XRPUSDT", 7, Settings(), FILTERS)
+    if phase != "NEW":
+        state = replace(state, phase=phase, plan=PLAN)
+    return replace(state, **changes)
+
+
+def trade(price) -> TradeSeen:
+    return TradeSeen(symbol="XRPUSDT", trade_id=99, price=D(price))
+
+
+def fill(side, client_order_id=None) -> OrderFilled:
+    price = PLAN.buy_price if side == "BUY" else PLAN.sell_price
+    return OrderFilled(client_order_id=client_order_id or f"XRPUSDT-7-1-{side[0]}", order_id=1,
+                       side=side, price=price, quantity=PLAN.quantity, trade_id=100)
+
+
+def place(side) -> PlaceOrder:
+    price = PLAN.buy_price if side == "BUY" else PLAN.sell_price
+    return PlaceOrder(client_order_id=f"XRPUSDT-7-1-{side[0]}", symbol="XRPUSDT", trader_id=7,
+                      side=side, price=price, quantity=PLAN.quantity)
+
+
+REJECTED = OrderRejected(client_order_id="XRPUSDT-7-1-B", side="BUY", code=-2010, reason="no money")
+
+# every legal transition: (state, event, expected phase, expected commands)
+LEGAL = [
+    ("first trade places the BUY", trader(), trade("8.176"), "BUY_PLACED", [place("BUY")]),
+    ("waiting BUY ignores trades", trader("BUY_PLACED"), trade("9"), "BUY_PLACED", []),
+    ("filled BUY places the SELL", trader("BUY_PLACED"), fill("BUY"), "SELL_PLACED", [place("SELL")]),
+    ("rejected BUY fails", trader("BUY_PLACED"), REJECTED, "FAILED", []),
+    ("price above threshold: nothing", trader("SELL_PLACED"), trade("8.166825"), "SELL_PLACED", []),
+    ("price under threshold: rebuy", trader("SELL_PLACED"), trade("8.166824"), "SELL_PLACED",
+     [RequestRebuy(trader_id=7)]),
+    ("rebuy asked only once", trader("SELL_PLACED", rebuy_notified=True), trade("8"), "SELL_PLACED", []),
+    ("filled SELL finishes", trader("SELL_PLACED"), fill("SELL"), "DONE", []),
+    ("rejected SELL fails", trader("SELL_PLACED"), REJECTED, "FAILED", []),
+]
+
+
+@pytest.mark.parametrize("state, event, phase, commands", [row[1:] for row in LEGAL],
+                         ids=[row[0] for row in LEGAL])
+def test_legal_transitions(state, event, phase, commands):
+    new_state, got = step(state, event)
+    assert new_state.phase == phase
+    assert got == commands
+    assert new_state.trader_id == state.trader_id
+
+
+def test_table_covers_exactly_the_legal_rows():
+    covered = {(row[1].phase, type(row[2])) for row in LEGAL}
+    assert covered == set(TRANSITIONS)
+
+
+def test_rebuy_sets_flag_and_keeps_plan():
+    state, _ = step(trader("SELL_PLACED"), trade("8.0"))
+    assert state.rebuy_notified and state.plan == PLAN
+
+
+@pytest.mark.parametrize("phase, event", [
+    ("NEW", fill("BUY")),
+    ("DONE", trade("8")),
+    ("FAILED", trade("8")),
+    ("UNTRADABLE", fill("SELL")),
+    ("SELL_PLACED", fill("BUY")),  # a BUY fill while the SELL rests: wrong side
+])
+def test_illegal_transition_names_phase_and_event(phase, event):
+    state = trader(phase)
+    with pytest.raises(TransitionError) as error:
+        step(state, event)
+    assert phase in str(error.value) and "XRPUSDT#7" in str(error.value)
+
+
+def test_fill_of_someone_elses_order_is_refused():
+    with pytest.raises(TransitionError, match="not its open order"):
+        step(trader("BUY_PLACED"), fill("BUY", client_order_id="XRPUSDT-8-1-B"))
+
+
+def test_untradable_when_under_min_notional():
+    filters = Filters(tick_size=D("0.001"), step_size=D("0.001"), min_notional=D("50"))
+    state, commands = step(fresh_trader("XRPUSDT", 1, Settings(), filters), trade("8.176"))
+    assert state.phase == "UNTRADABLE" and commands == []
+    assert "minimum notional 50" in state.reason
+
+
+def test_client_order_ids_are_binance_legal():
+    import re
+    state = fresh_trader("ABCDEFGHIJKLMNOPQRST", 123456789, Settings(), FILTERS)
+    for side in ("BUY", "SELL"):
+        assert re.fullmatch(r"[.A-Z:/a-z0-9_-]{1,36}", state.client_order_id(side))
