@@ -43,7 +43,11 @@ def rebuy_below(bp: Decimal, settings: Settings) -> Decimal:
 
 def plan_cycle(price: Decimal, settings: Settings, filters: Filters) -> CyclePlan:
     """Everything a fresh trader decides from the price of its first event."""
-    bp = buy_price(price, settings, filters)
+    return plan_for_buy(buy_price(price, settings, filters), settings, filters)
+
+
+def plan_for_buy(bp: Decimal, settings: Settings, filters: Filters) -> CyclePlan:
+    """The cycle that follows from a buy price (also: from a BUY found on the exchange)."""
     return CyclePlan(
         buy_price=bp,
         quantity=quantity(bp, settings, filters) if bp > 0 else Decimal(0),

@@ -51,6 +51,20 @@ class OrderRejected(Message):
     reason: str
 
 
+class OrderChecked(Message):
+    """What the exchange said of one of the trader's client order ids (after a restart).
+
+    `status` is None when the exchange has no such order.
+    """
+
+    client_order_id: str
+    side: Side
+    status: str | None
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+    trade_id: int | None = None
+
+
 # -- commands a trader gives ------------------------------------------------
 
 

@@ -7,12 +7,14 @@ the caller's state untouched (states are immutable).
 """
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from msgspec.structs import replace
 
-from naive_mp.core.formulas import plan_cycle, untradable_reason
+from naive_mp.core.formulas import plan_cycle, plan_for_buy, untradable_reason
 from naive_mp.core.messages import (
     Message,
+    OrderChecked,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
@@ -84,6 +86,47 @@ def _fail(state: TraderState, event: OrderRejected) -> Step:
     return replace(state, phase="FAILED", reason=reason), NOTHING
 
 
+# -- after a restart: what the exchange says of the trader's orders -------------
+
+
+def _as_fill(state: TraderState, event: OrderChecked) -> OrderFilled:
+    return OrderFilled(client_order_id=event.client_order_id, order_id=0, side=event.side,
+                       price=event.price, quantity=event.quantity, trade_id=event.trade_id or 0)
+
+
+def _check_new(state: TraderState, event: OrderChecked) -> Step:
+    """A NEW trader may have placed its BUY just before it died: adopt that order."""
+    if event.status is None:
+        return state, NOTHING
+    plan = plan_for_buy(event.price, state.settings, state.filters)
+    adopted = replace(state, phase="BUY_PLACED", plan=replace(plan, quantity=event.quantity))
+    return _check_placed(adopted, event)
+
+
+def _check_placed(state: TraderState, event: OrderChecked) -> Step:
+    """Follow the open order the state names: still open, filled, gone, or cancelled."""
+    side = "BUY" if state.phase == "BUY_PLACED" else "SELL"
+    if event.side != side or event.client_order_id != state.client_order_id(side):
+        raise TransitionError(f"trader {state.label} in {state.phase} checked {event.client_order_id}, not its open order")
+    if event.status == "NEW":
+        return state, NOTHING
+    if event.status == "FILLED":
+        return (_place_sell if side == "BUY" else _finish)(state, _as_fill(state, event))
+    if event.status is None:  # it never reached the exchange: place it now, same client id
+        return state, [_place(state, side)]
+    reason = f"its {side} {event.client_order_id} is {event.status} on the exchange"
+    return replace(state, phase="FAILED", reason=reason), NOTHING
+
+
+def orders_to_check(state: TraderState) -> list[tuple[str, str]]:
+    """(side, client order id) a restarted trader must ask the exchange about first."""
+    if state.phase in ("NEW", "BUY_PLACED"):
+        return [("BUY", state.client_order_id("BUY"))]
+    if state.phase == "SELL_PLACED":
+        return [("SELL", state.client_order_id("SELL"))]
+    return []
+
+
 Handler = Callable[[TraderState, Message], Step]
 
 # (phase, event type) -> (phases the handler may lead to, handler).
@@ -95,6 +138,9 @@ TRANSITIONS: dict[tuple[str, type], tuple[frozenset, Handler]] = {
     ("SELL_PLACED", TradeSeen): (frozenset({"SELL_PLACED"}), _check_rebuy),
     ("SELL_PLACED", OrderFilled): (frozenset({"DONE"}), _finish),
     ("SELL_PLACED", OrderRejected): (frozenset({"FAILED"}), _fail),
+    ("NEW", OrderChecked): (frozenset({"NEW", "BUY_PLACED", "SELL_PLACED", "FAILED"}), _check_new),
+    ("BUY_PLACED", OrderChecked): (frozenset({"BUY_PLACED", "SELL_PLACED", "FAILED"}), _check_placed),
+    ("SELL_PLACED", OrderChecked): (frozenset({"SELL_PLACED", "DONE", "FAILED"}), _check_placed),
 }
 
 
@@ -113,6 +159,21 @@ def step(state: TraderState, event: Message) -> Step:
             f"led to {new_state.phase}, not one of {sorted(targets)}"
         )
     return new_state, commands
+
+
+def acts_on_any_trade(state: TraderState) -> bool:
+    """True when the next trade, whatever its price, makes the trader act (a NEW trader)."""
+    return state.phase == "NEW"
+
+
+def rebuy_watch(state: TraderState) -> Decimal | None:
+    """The price a trade must fall under to make the trader act, or None if none does.
+
+    Lets a driver skip trades nobody reacts to without stepping every trader.
+    """
+    if state.phase == "SELL_PLACED" and not state.rebuy_notified:
+        return state.plan.rebuy_below
+    return None
 
 
 def fresh_trader(symbol: str, trader_id: int, settings, filters) -> TraderState:

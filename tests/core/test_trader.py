@@ -4,7 +4,7 @@ import pytest
 from msgspec.structs import replace
 
 from naive_mp.core.formulas import plan_cycle
-from naive_mp.core.messages import OrderFilled, OrderRejected, PlaceOrder, RequestRebuy, TradeSeen
+from naive_mp.core.messages import OrderChecked, OrderFilled, OrderRejected, PlaceOrder, RequestRebuy, TradeSeen
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.core.state import TraderState
 from naive_mp.core.trader import TRANSITIONS, TransitionError, fresh_trader, step
@@ -36,6 +36,12 @@ def place(side) -> PlaceOrder:
                       side=side, price=price, quantity=PLAN.quantity)
 
 
+def checked(side, status) -> OrderChecked:
+    price = PLAN.buy_price if side == "BUY" else PLAN.sell_price
+    return OrderChecked(client_order_id=f"XRPUSDT-7-1-{side[0]}", side=side, status=status,
+                        price=price if status else None, quantity=PLAN.quantity if status else None)
+
+
 REJECTED = OrderRejected(client_order_id="XRPUSDT-7-1-B", side="BUY", code=-2010, reason="no money")
 
 # every legal transition: (state, event, expected phase, expected commands)
@@ -50,6 +56,19 @@ LEGAL = [
     ("rebuy asked only once", trader("SELL_PLACED", rebuy_notified=True), trade("8"), "SELL_PLACED", []),
     ("filled SELL finishes", trader("SELL_PLACED"), fill("SELL"), "DONE", []),
     ("rejected SELL fails", trader("SELL_PLACED"), REJECTED, "FAILED", []),
+    # after a restart, the trader asks the exchange about the order its state names
+    ("restarted NEW, no BUY anywhere", trader(), checked("BUY", None), "NEW", []),
+    ("restarted NEW, its BUY rests: adopt it", trader(), checked("BUY", "NEW"), "BUY_PLACED", []),
+    ("restarted NEW, its BUY filled", trader(), checked("BUY", "FILLED"), "SELL_PLACED", [place("SELL")]),
+    ("restarted BUY_PLACED, BUY rests", trader("BUY_PLACED"), checked("BUY", "NEW"), "BUY_PLACED", []),
+    ("restarted BUY_PLACED, BUY never arrived", trader("BUY_PLACED"), checked("BUY", None), "BUY_PLACED",
+     [place("BUY")]),
+    ("restarted BUY_PLACED, BUY filled", trader("BUY_PLACED"), checked("BUY", "FILLED"), "SELL_PLACED",
+     [place("SELL")]),
+    ("restarted SELL_PLACED, SELL filled", trader("SELL_PLACED"), checked("SELL", "FILLED"), "DONE", []),
+    ("restarted SELL_PLACED, SELL never arrived", trader("SELL_PLACED"), checked("SELL", None), "SELL_PLACED",
+     [place("SELL")]),
+    ("restarted SELL_PLACED, SELL cancelled", trader("SELL_PLACED"), checked("SELL", "CANCELED"), "FAILED", []),
 ]
 
 
@@ -65,6 +84,18 @@ def test_legal_transitions(state, event, phase, commands):
 def test_table_covers_exactly_the_legal_rows():
     covered = {(row[1].phase, type(row[2])) for row in LEGAL}
     assert covered == set(TRANSITIONS)
+
+
+def test_adopted_buy_keeps_the_exchange_price_and_quantity():
+    state, _ = step(trader(), checked("BUY", "NEW"))
+    assert state.plan == PLAN
+
+
+def test_restart_checks_the_order_the_state_names():
+    from naive_mp.core.trader import orders_to_check
+    assert orders_to_check(trader()) == [("BUY", "XRPUSDT-7-1-B")]
+    assert orders_to_check(trader("SELL_PLACED")) == [("SELL", "XRPUSDT-7-1-S")]
+    assert orders_to_check(trader("DONE")) == []
 
 
 def test_rebuy_sets_flag_and_keeps_plan():

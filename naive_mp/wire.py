@@ -1,0 +1,290 @@
+"""Everything that crosses a socket: addresses, topics and msgpack codecs.
+
+Each socket carries one Union of tagged msgspec Structs and has one
+decoder for it, so a rogue or garbled frame fails to decode with a message
+naming the socket instead of reaching the core. Core events and commands
+(naive_mp.core.messages) travel as they are, inside these envelopes.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+from naive_mp.core.messages import (
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    TradeSeen,
+)
+from naive_mp.core.settings import Filters, Settings
+from naive_mp.core.state import TraderState
+
+# -- where every socket lives (all inside the run directory, mode 0700) ------
+
+SOCKETS = ("control", "trades", "acks", "gateway", "updates")
+
+
+def address(run_dir: str | Path, name: str) -> str:
+    """ipc:// address of socket `name` (e.g. "trades", "leader-XRPUSDT")."""
+    return f"ipc://{Path(run_dir) / (name + '.sock')}"
+
+
+def leader_socket(symbol: str) -> str:
+    return f"leader-{symbol}"
+
+
+# -- topics: a trailing space so XRP does not also match XRPUSDT ---------------
+
+
+def trade_topic(symbol: str) -> bytes:
+    return f"{symbol} ".encode()
+
+
+def update_topic(symbol: str, trader_id: int) -> bytes:
+    return f"{symbol}#{trader_id} ".encode()
+
+
+GATEWAY_TOPIC = b"gateway "
+
+
+class Wire(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """Base of the envelopes: compact (array-like) and tagged by class name."""
+
+
+# -- trades PUB (streamer -> gateway, traders, leaders) ------------------------
+
+
+class Trade(msgspec.Struct, frozen=True, array_like=True):
+    trade_id: int
+    price: Decimal
+    time_us: int
+
+
+class TradeBatch(Wire):
+    """Consecutive trades of one symbol; `seq` numbers the first (per symbol, from 1)."""
+
+    symbol: str
+    seq: int
+    sent_ns: int  # CLOCK_MONOTONIC when published, for tick-to-order latency
+    trades: list[Trade]
+
+    def events(self):
+        for trade in self.trades:
+            yield TradeSeen(symbol=self.symbol, trade_id=trade.trade_id, price=trade.price, time_us=trade.time_us)
+
+
+class Welcome(Wire):
+    """Published when a subscription arrives: a subscriber that receives it is live."""
+
+    topic: str
+
+
+class StreamEnded(Wire):
+    """The tape is over: `last_seq` trades of `symbol` were sent."""
+
+    symbol: str
+    last_seq: int
+
+
+# -- acks PULL (gateway, leaders -> streamer) ----------------------------------
+
+
+class Ready(Wire):
+    """A consumer of the trade stream is subscribed and listening."""
+
+    role: str
+    symbol: str | None = None
+
+
+class Handled(Wire):
+    """Lockstep: `role` finished everything trade `seq` of `symbol` caused."""
+
+    role: str
+    symbol: str
+    seq: int
+
+
+# -- gateway ROUTER (traders -> gateway) ---------------------------------------
+
+
+class Place(Wire):
+    """Place an order; idempotent by client order id."""
+
+    req_id: int
+    order: PlaceOrder
+    cause_ns: int = 0  # sent_ns of the trade batch that caused it (latency)
+
+
+class Query(Wire):
+    """Ask for the order with this client order id."""
+
+    req_id: int
+    client_order_id: str
+
+
+class Cancel(Wire):
+    req_id: int
+    client_order_id: str
+
+
+class OrderInfo(msgspec.Struct, frozen=True, array_like=True):
+    order_id: int
+    client_order_id: str
+    side: str
+    price: Decimal
+    quantity: Decimal
+    status: str
+    filled_trade_id: int | None
+
+
+class GatewayReply(Wire):
+    """The answer to Place/Query/Cancel: the order, or the exchange's refusal."""
+
+    req_id: int
+    order: OrderInfo | None = None
+    code: int = 0
+    reason: str = ""
+
+
+# -- updates PUB (gateway -> traders, topic SYMBOL#ID) -------------------------
+
+
+class Filled(Wire):
+    fill: OrderFilled
+
+
+class GatewayStarted(Wire):
+    """Published when a (re)started gateway is up; traders then check their orders."""
+
+    epoch: int
+
+
+# -- leader ROUTER (traders <-> their leader) ----------------------------------
+
+
+class Hello(Wire):
+    """A trader process is up (and, free-running, receiving its trades)."""
+
+    trader_id: int
+    pid: int
+
+
+class Report(Wire):
+    """A trader's new state, and whether it asks for a rebuy. Acked by `Ack`."""
+
+    req_id: int
+    state: TraderState
+    rebuy: bool = False
+    orders: int = 0
+
+
+class Ack(Wire):
+    req_id: int
+
+
+class Handle(Wire):
+    """Lockstep: the leader hands a trader one event to handle now."""
+
+    seq: int
+    event: TradeSeen | OrderFilled | OrderRejected
+
+
+class Done(Wire):
+    """Lockstep: the trader handled `seq`; its state and whether it asked for a rebuy."""
+
+    seq: int
+    state: TraderState
+    rebuy: bool = False
+
+
+# -- control ROUTER (CLI and children -> supervisor) ---------------------------
+
+
+class ProcessInfo(msgspec.Struct, frozen=True, kw_only=True):
+    role: str
+    pid: int
+    symbol: str | None = None
+    trader_id: int | None = None
+    state: str = ""
+    orders: int = 0
+    restarts: int = 0
+    started_at: float = 0.0  # wall-clock seconds
+
+
+class Heartbeat(Wire):
+    """A child is alive; leaders include their traders."""
+
+    process: ProcessInfo
+    children: list[ProcessInfo] = []
+
+
+class StatusRequest(Wire):
+    pass
+
+
+class StatusReply(Wire):
+    supervisor: ProcessInfo
+    processes: list[ProcessInfo]
+
+
+class StopRequest(Wire):
+    pass
+
+
+class StopReply(Wire):
+    pid: int
+
+
+# -- what every child is told before it forks ---------------------------------
+
+
+class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole run's description, built by the supervisor before forking."""
+
+    run_dir: str
+    symbols: list[str]
+    settings: dict[str, Settings]
+    filters: dict[str, Filters]
+    replay: list[str] = []
+    replay_symbols: list[str] = []
+    speed: float | None = None  # None: as fast as the system takes it
+    lockstep: bool = False
+    exit_at_end: bool = False
+    log_level: int = 20
+
+
+StreamMessage = TradeBatch | Welcome | StreamEnded
+AckMessage = Ready | Handled
+GatewayRequest = Place | Query | Cancel
+UpdateMessage = Filled | GatewayStarted | Welcome
+TraderToLeader = Hello | Report | Done
+LeaderToTrader = Ack | Handle
+ControlMessage = Heartbeat | StatusRequest | StopRequest
+ControlReply = StatusReply | StopReply
+
+encode = msgspec.msgpack.Encoder().encode
+
+
+class WireError(ValueError):
+    """A frame that is not what its socket carries."""
+
+
+class Decoder:
+    """Decodes the frames of one socket into its Union, naming the socket on error."""
+
+    def __init__(self, socket_name: str, union):
+        self.socket_name = socket_name
+        self._decoder = msgspec.msgpack.Decoder(union)
+
+    def __call__(self, frame: bytes):
+        try:
+            return self._decoder.decode(frame)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise WireError(f"rogue message on the {self.socket_name} socket: {exc}") from None
+
+
+def split_topic(frame: bytes) -> tuple[bytes, bytes]:
+    """(topic including its trailing space, payload) of a one-frame PUB message."""
+    cut = frame.index(b" ") + 1
+    return frame[:cut], frame[cut:]
