@@ -13,7 +13,7 @@ first bad line exactly.  A fast-path miss costs time, never a result.
 Grammar (both parsers):
 
 * an optional first line starting with an ASCII letter (after an optional
-  UTF-8 BOM) is a header and is skipped;
+  UTF-8 BOM) is a header and is skipped; a BOM before a trade is an error;
 * each other line is 7 comma-separated fields, ``\\n`` or ``\\r\\n`` ended;
   blank lines are allowed only at the end of the file;
 * id and time are unsigned integers; price, qty and quoteQty are unsigned
