@@ -19,13 +19,13 @@ def _need(path: Path) -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tape_path():
     """Returns a function: tape file name -> its path under ../shared/data/tapes."""
     return lambda name: _need(SHARED_DATA / "tapes" / name)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tape_filters():
     """Returns a function: filters.json key (e.g. XRPUSDT-2019) -> its dict."""
     filters = json.loads(_need(SHARED_DATA / "tapes" / "filters.json").read_text())

@@ -1,0 +1,16 @@
+"""The `naive-mp` command line (shared/docs/cli.md is its contract)."""
+
+import click
+
+from naive_mp.commands.backtest import backtest
+from naive_mp.commands.demo import demo
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="naive-mp")
+def main():
+    """naive-mp: the naive trading strategy, one OS process per trader."""
+
+
+main.add_command(backtest)
+main.add_command(demo)

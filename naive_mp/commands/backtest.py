@@ -1,0 +1,63 @@
+"""`naive-mp backtest TAPE...`: the strategy over tapes, in one process."""
+
+import json
+import logging
+
+import click
+
+from naive_mp.backtest.report import orders_csv, summary_dict, write_atomically
+from naive_mp.backtest.run import Result, run_backtest
+from naive_mp.backtest.tape import TapeError, symbol_from_path
+from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.logs import setup_logging
+
+
+@click.command()
+@click.argument("tapes", nargs=-1, required=True, metavar="TAPE...")
+@click.option("--symbol", help="Symbol of the tapes (default: from each file name).")
+@strategy_options
+@click.option("--orders-out", type=click.Path(dir_okay=False), help="Write every order to this CSV file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def backtest(tapes, symbol, config_path, set_pairs, verbose, orders_out, as_json, **filter_values):
+    """Trade TAPE... (Binance trades .csv or .zip) with the paper exchange, in order."""
+    setup_logging(logging.INFO if verbose else logging.WARNING)
+    try:
+        symbols = [symbol.upper() if symbol else symbol_from_path(path) for path in tapes]
+    except TapeError as exc:
+        raise click.UsageError(str(exc)) from None
+    settings, filters = resolve_strategy(config_path, set_pairs, dict.fromkeys(symbols), filter_values)
+    try:
+        result = run_backtest(list(tapes), symbols, settings, filters)
+    except TapeError as exc:
+        raise click.ClickException(str(exc)) from None
+    if orders_out:
+        write_atomically(orders_out, orders_csv(result.orders))
+    click.echo(summary_json(result) if as_json else summary_table(result))
+
+
+def summary_json(result: Result) -> str:
+    """One JSON object: the run-wide summary, plus per-symbol ones for several symbols."""
+    data = summary_dict(result.summary)
+    data["elapsed_s"] = round(result.elapsed_s, 4)
+    if len(result.per_symbol) > 1:
+        data["per_symbol"] = [summary_dict(s) for s in result.per_symbol]
+    return json.dumps(data)
+
+
+def summary_table(result: Result) -> str:
+    """A few aligned lines a person reads at a glance."""
+    s = summary_dict(result.summary)
+    rows = [
+        ("symbol", s["symbol"]),
+        ("events", f"{s['events']:,}"),
+        ("orders", f"{s['orders_placed']:,} placed, {s['orders_filled']:,} filled, {s['orders_open']:,} open"),
+        ("cycles", f"{s['cycles']:,} completed"),
+        ("most traders", str(s["max_traders"])),
+        ("realized pnl", s["realized_pnl"]),
+        ("fees", s["fees"]),
+        ("position", f"{s['position_qty']} bought for {s['position_cost']}"),
+        ("last price", s["last_price"] or "-"),
+        ("elapsed", f"{result.elapsed_s:.3f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -1,0 +1,49 @@
+"""Options and helpers shared by the trading commands."""
+
+import functools
+import logging
+
+import click
+
+from naive_mp.config import ConfigError, filters_for, load_config, parse_set_options, settings_for
+from naive_mp.core.settings import SettingError
+
+log = logging.getLogger("naive_mp.cli")
+
+FILTER_FLAGS = {"tick_size": "--tick-size", "step_size": "--step-size",
+                "min_notional": "--min-notional", "min_qty": "--min-qty"}
+
+
+def strategy_options(command):
+    """--config, --set and the exchange filter flags, shared by every trading command."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                     help="TOML settings file (default: $NAIVE_MP_CONFIG, else built-in defaults)."),
+        click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
+                     help="Override one strategy setting for this run (repeatable)."),
+        *[click.option(flag, key, metavar="D", help=f"Exchange {key.replace('_', ' ')} when no exchange can be asked.")
+          for key, flag in FILTER_FLAGS.items()],
+        click.option("-v", "--verbose", count=True, help="More log lines (-v: every order and trader)."),
+    ]
+    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
+
+
+def resolve_strategy(config_path, set_pairs, symbols, filter_values):
+    """(settings by symbol, filters by symbol) or a click error naming what is wrong."""
+    try:
+        overrides = parse_set_options(set_pairs)
+    except SettingError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    try:
+        config = load_config(config_path)
+        settings, filters = {}, {}
+        for symbol in symbols:
+            settings[symbol] = settings_for(config, symbol, overrides)
+            filters[symbol], notes = filters_for(config, symbol, filter_values)
+            for note in notes:
+                log.warning("%s", note)
+    except SettingError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return settings, filters
