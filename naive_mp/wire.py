@@ -45,6 +45,11 @@ def update_topic(symbol: str, trader_id: int) -> bytes:
     return f"{symbol}#{trader_id} ".encode()
 
 
+def lockstep_topic(symbol: str) -> bytes:
+    """Lockstep notices for a symbol's leader (prefix of no trader's topic)."""
+    return f"{symbol}! ".encode()
+
+
 GATEWAY_TOPIC = b"gateway "
 
 
@@ -154,6 +159,15 @@ class Filled(Wire):
     fill: OrderFilled
 
 
+class Crossed(Wire):
+    """Lockstep: the gateway handled trade `seq`; these are the fills it caused."""
+
+    symbol: str
+    seq: int
+    trade: Trade
+    fills: list[OrderFilled]
+
+
 class GatewayStarted(Wire):
     """Published when a (re)started gateway is up; traders then check their orders."""
 
@@ -171,11 +185,10 @@ class Hello(Wire):
 
 
 class Report(Wire):
-    """A trader's new state, and whether it asks for a rebuy. Acked by `Ack`."""
+    """A trader's new state (a rebuy shows as rebuy_notified turning true). Acked by `Ack`."""
 
     req_id: int
     state: TraderState
-    rebuy: bool = False
     orders: int = 0
 
 
@@ -191,11 +204,11 @@ class Handle(Wire):
 
 
 class Done(Wire):
-    """Lockstep: the trader handled `seq`; its state and whether it asked for a rebuy."""
+    """Lockstep: the trader handled `seq`; its new state."""
 
     seq: int
     state: TraderState
-    rebuy: bool = False
+    orders: int = 0
 
 
 # -- control ROUTER (CLI and children -> supervisor) ---------------------------
@@ -257,7 +270,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
 StreamMessage = TradeBatch | Welcome | StreamEnded
 AckMessage = Ready | Handled
 GatewayRequest = Place | Query | Cancel
-UpdateMessage = Filled | GatewayStarted | Welcome
+UpdateMessage = Filled | GatewayStarted | Welcome | Crossed
 TraderToLeader = Hello | Report | Done
 LeaderToTrader = Ack | Handle
 ControlMessage = Heartbeat | StatusRequest | StopRequest

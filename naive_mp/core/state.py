@@ -34,6 +34,11 @@ class TraderState(msgspec.Struct, frozen=True, kw_only=True):
         """
         return f"{self.symbol}-{self.trader_id}-{self.cycle}-{side[0]}"
 
+    @staticmethod
+    def trader_id_of(client_order_id: str) -> int:
+        """The trader id inside a client order id built by `client_order_id`."""
+        return int(client_order_id.rsplit("-", 3)[1])
+
     @property
     def label(self) -> str:
         """How logs and process titles name the trader: XRPUSDT#7."""

@@ -1,0 +1,98 @@
+"""Lockstep: the leader hands its traders each event in strategy.md's order.
+
+For trade `seq` the gateway has already filled what it crosses and sent the
+fills (`Crossed`). The conductor then (2) hands each filled trader its fill,
+ascending id, (3) hands every other trader the trade if it reacts to it,
+ascending id, one at a time, each placing its orders before it answers, so
+the exchange numbers orders exactly as the backtester does; (4) lets the
+leader policy handle the reports in ascending id, waits until every new
+trader is up, and tells the streamer the event is handled.
+"""
+
+import logging
+import time
+
+import zmq
+
+from naive_mp import wire
+from naive_mp.core import trader as trader_core
+from naive_mp.core.messages import OrderFilled, TradeSeen
+from naive_mp.core.state import TraderState
+
+log = logging.getLogger("naive_mp.leader")
+
+DONE_WAIT_S = 30.0
+
+
+class Conductor:
+    def __init__(self, leader):
+        self.leader = leader
+        self.last_seq = 0
+        self.waiting: tuple[int, int] | None = None  # (trader id, seq) whose Done we await
+        self.done: wire.Done | None = None
+
+    def conduct(self, crossed: wire.Crossed) -> None:
+        leader = self.leader
+        if crossed.seq > self.last_seq:
+            self._wait_all_up()
+            fills = {TraderState.trader_id_of(f.client_order_id): f for f in crossed.fills}
+            reports = [self._hand(tid, crossed.seq, fills[tid]) for tid in sorted(fills)
+                       if tid in leader.state.traders]
+            trade = TradeSeen(symbol=crossed.symbol, trade_id=crossed.trade.trade_id,
+                              price=crossed.trade.price, time_us=crossed.trade.time_us)
+            for tid, state in sorted(leader.state.traders.items()):
+                if tid not in fills and _reacts(state, trade):
+                    reports.append(self._hand(tid, crossed.seq, trade))
+            for state in sorted((r for r in reports if r is not None), key=lambda s: s.trader_id):
+                leader.report(state)
+            self._wait_all_up()
+            self.last_seq = crossed.seq
+        # a duplicate (the streamer restarted) was handled before: just say so again
+        leader.acks.send(wire.encode(wire.Handled(role="leader", symbol=crossed.symbol, seq=crossed.seq)))
+
+    def _hand(self, trader_id: int, seq: int, event: TradeSeen | OrderFilled) -> TraderState | None:
+        """Hand one event to one trader and wait for its new state (resent if it restarted)."""
+        leader = self.leader
+        deadline = time.monotonic() + DONE_WAIT_S
+        self.waiting, self.done = (trader_id, seq), None
+        sent_to = None
+        while self.done is None:
+            proc = leader.procs.get(trader_id)
+            if trader_id not in leader.state.traders:
+                return None  # given up on while we waited
+            if proc is not None and proc.hello and proc.pid > 0 and sent_to != proc.pid:
+                try:
+                    leader.router.send_multipart([str(trader_id).encode(), wire.encode(wire.Handle(seq=seq, event=event))])
+                    sent_to = proc.pid
+                except zmq.ZMQError:
+                    pass  # not connected yet: try again on the next round
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lockstep: trader {leader.symbol}#{trader_id} did not handle seq {seq} in {DONE_WAIT_S:.0f} s")
+            if not leader.serve(timeout_ms=50):
+                raise SystemExit(0)
+        self.waiting = None
+        return self.done.state
+
+    def on_done(self, trader_id: int, done: wire.Done) -> None:
+        if self.waiting == (trader_id, done.seq):
+            self.done = done
+
+    def on_death(self, trader_id: int) -> None:
+        """A trader died mid-event: its restart (same id) gets the event again after Hello."""
+        if self.waiting and self.waiting[0] == trader_id:
+            log.warning("%s#%d died while handling seq %d", self.leader.symbol, trader_id, self.waiting[1])
+
+    def _wait_all_up(self) -> None:
+        """Every cached trader has a process that said Hello (new ones act from this event)."""
+        leader = self.leader
+        deadline = time.monotonic() + DONE_WAIT_S
+        while any(not (p := leader.procs.get(tid)) or not p.hello or p.pid <= 0 for tid in leader.state.traders):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lockstep: {leader.symbol} traders did not come up in {DONE_WAIT_S:.0f} s")
+            if not leader.serve(timeout_ms=20):
+                raise SystemExit(0)
+
+
+def _reacts(state: TraderState, trade: TradeSeen) -> bool:
+    watch = trader_core.rebuy_watch(state)
+    return trader_core.acts_on_any_trade(state) or (watch is not None and trade.price < watch)

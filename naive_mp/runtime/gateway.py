@@ -1,0 +1,211 @@
+"""The exchange gateway process: the only one that talks to the exchange.
+
+Paper trading for now: the pure paper exchange runs on the trade stream.
+Requests (place / query / cancel) come in on a ROUTER and are answered;
+fills go out on the updates PUB to the owning trader's topic. Placing is
+idempotent by client order id: a repeated place answers with the order as
+it stands, never places a second one. At exit it writes the orders and the
+summary to the run directory.
+
+In lockstep, after each trade it publishes `Crossed` (the trade and its
+fills) for the symbol's leader, which then conducts its traders.
+"""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import zmq
+
+from naive_mp import wire
+from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dict, write_atomically
+from naive_mp.core.messages import OrderFilled
+from naive_mp.core.paper import ExchangeRefused, Order, PaperExchange
+from naive_mp.core.settings import Settings
+from naive_mp.runtime.control import ControlLink
+from naive_mp.runtime.signals import SignalQueue
+from naive_mp.runtime.streams import publisher, subscriber, welcome
+
+log = logging.getLogger("naive_mp.gateway")
+
+HEARTBEAT_S = 1.0
+MAX_LATENCIES = 1_000_000
+
+
+def order_info(order: Order) -> wire.OrderInfo:
+    return wire.OrderInfo(order_id=order.order_id, client_order_id=order.client_order_id, side=order.side,
+                          price=order.price, quantity=order.quantity, status=order.status,
+                          filled_trade_id=order.filled_trade_id)
+
+
+class SymbolFeed:
+    """What the gateway saw of one symbol's trade stream."""
+
+    def __init__(self):
+        self.events = 0
+        self.next_seq = 0
+        self.lost = 0
+        self.last_trade_id = 0
+        self.last_price = None
+
+
+class Gateway:
+    def __init__(self, spec: wire.RunSpec):
+        self.spec = spec
+        fee = spec.settings[spec.symbols[0]].fee if spec.symbols else Settings().fee
+        self.exchange = PaperExchange(spec.filters, fee)
+        self.feeds = {symbol: SymbolFeed() for symbol in spec.filters}
+        self.latencies_ns: list[int] = []
+        self.started_at = time.time()
+
+    def run(self) -> int:
+        self.signals = SignalQueue()
+        self.ctx = zmq.Context()
+        run_dir = self.spec.run_dir
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.bind(wire.address(run_dir, "gateway"))
+        self.updates = publisher(self.ctx, wire.address(run_dir, "updates"))
+        self.acks = self.ctx.socket(zmq.PUSH)
+        self.acks.connect(wire.address(run_dir, "acks"))
+        self.control = ControlLink(run_dir)
+        epoch = time.time_ns()
+        self.updates.send(wire.GATEWAY_TOPIC + wire.encode(wire.GatewayStarted(epoch=epoch)))
+        self.trades = subscriber(self.ctx, wire.address(run_dir, "trades"),
+                                 [wire.trade_topic(s) for s in self.spec.symbols] or [b""])
+        try:
+            self._loop()
+        finally:
+            self._write_results()
+            self.ctx.destroy(linger=1000)
+        return 0
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        for sock in (self.router, self.trades, self.updates):
+            poller.register(sock, zmq.POLLIN)
+        poller.register(self.signals.fd, zmq.POLLIN)
+        decode_stream = wire.Decoder("trades", wire.StreamMessage)
+        decode_request = wire.Decoder("gateway", wire.GatewayRequest)
+        next_beat = 0.0
+        while not self.signals.take():
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + HEARTBEAT_S
+            for sock, _ in poller.poll(HEARTBEAT_S * 1000):
+                if sock is self.router:
+                    self._on_request(decode_request)
+                elif sock is self.trades:
+                    self._on_stream(decode_stream(wire.split_topic(self.trades.recv())[1]))
+                elif sock is self.updates:
+                    welcome(self.updates)
+        self._drain_requests(decode_request)
+
+    def _drain_requests(self, decode_request) -> None:
+        """Answer what traders sent before the stop, so no place is lost in a queue."""
+        while self.router.poll(100):
+            self._on_request(decode_request)
+
+    # -- the trade stream -----------------------------------------------------------
+
+    def _on_stream(self, message) -> None:
+        if isinstance(message, wire.TradeBatch):
+            self._on_batch(message)
+        elif isinstance(message, wire.Welcome):  # (re)connected to a streamer: tell it we listen
+            self.acks.send(wire.encode(wire.Ready(role="gateway")))
+        elif isinstance(message, wire.StreamEnded):
+            self.acks.send(wire.encode(wire.Handled(role="gateway", symbol=message.symbol, seq=message.last_seq)))
+
+    def _on_batch(self, batch: wire.TradeBatch) -> None:
+        feed = self.feeds.setdefault(batch.symbol, SymbolFeed())
+        if feed.next_seq and batch.seq > feed.next_seq:
+            feed.lost += batch.seq - feed.next_seq
+            log.warning("lost %d %s trades before seq %d", batch.seq - feed.next_seq, batch.symbol, batch.seq)
+        first = max(0, feed.next_seq - batch.seq) if feed.next_seq else 0
+        feed.next_seq = max(feed.next_seq, batch.seq + len(batch.trades))
+        for offset, trade in enumerate(batch.trades[first:], start=first):
+            fills = self.exchange.on_trade(batch.symbol, trade.trade_id, trade.price)
+            feed.events += 1
+            feed.last_trade_id, feed.last_price = trade.trade_id, trade.price
+            for fill in fills:
+                self._publish_fill(batch.symbol, fill)
+            if self.spec.lockstep:
+                crossed = wire.Crossed(symbol=batch.symbol, seq=batch.seq + offset, trade=trade, fills=fills)
+                self.updates.send(wire.lockstep_topic(batch.symbol) + wire.encode(crossed))
+                self.acks.send(wire.encode(wire.Handled(role="gateway", symbol=batch.symbol, seq=batch.seq + offset)))
+
+    def _publish_fill(self, symbol: str, fill: OrderFilled) -> None:
+        trader_id = self.exchange.orders[fill.order_id].trader_id
+        log.info("%s#%d: %s %s filled @ %s", symbol, trader_id, fill.side, fill.client_order_id, f"{fill.price:f}")
+        self.updates.send(wire.update_topic(symbol, trader_id) + wire.encode(wire.Filled(fill=fill)))
+
+    # -- requests -----------------------------------------------------------------
+
+    def _on_request(self, decode_request) -> None:
+        identity, frame = self.router.recv_multipart()
+        try:
+            request = decode_request(frame)
+        except wire.WireError as exc:
+            log.warning("%s", exc)
+            return
+        reply = self._answer(request)
+        self.router.send_multipart([identity, wire.encode(reply)])
+
+    def _answer(self, request) -> wire.GatewayReply:
+        if isinstance(request, wire.Place):
+            return self._place(request)
+        order = self.exchange.find(request.client_order_id)
+        if isinstance(request, wire.Query):
+            if order is None:
+                return wire.GatewayReply(req_id=request.req_id, code=-2013, reason="Order does not exist.")
+            return wire.GatewayReply(req_id=request.req_id, order=order_info(order))
+        try:
+            return wire.GatewayReply(req_id=request.req_id, order=order_info(self.exchange.cancel(request.client_order_id)))
+        except ExchangeRefused as refused:
+            return wire.GatewayReply(req_id=request.req_id, code=refused.code, reason=refused.message)
+
+    def _place(self, request: wire.Place) -> wire.GatewayReply:
+        existing = self.exchange.find(request.order.client_order_id)
+        if existing is not None:  # a retry, or a restarted trader: answer, never place twice
+            return wire.GatewayReply(req_id=request.req_id, order=order_info(existing))
+        if request.cause_ns and len(self.latencies_ns) < MAX_LATENCIES:
+            self.latencies_ns.append(time.monotonic_ns() - request.cause_ns)
+        feed = self.feeds.setdefault(request.order.symbol, SymbolFeed())
+        try:
+            order = self.exchange.place(request.order, feed.last_trade_id)
+        except ExchangeRefused as refused:
+            log.warning("refused %s: %s %s", request.order.client_order_id, refused.code, refused.message)
+            return wire.GatewayReply(req_id=request.req_id, code=refused.code, reason=refused.message)
+        return wire.GatewayReply(req_id=request.req_id, order=order_info(order))
+
+    # -- status and results ---------------------------------------------------------
+
+    def _beat(self) -> None:
+        events = sum(f.events for f in self.feeds.values())
+        info = wire.ProcessInfo(role="gateway", pid=os.getpid(), state=f"paper, {events} trades",
+                                orders=len(self.exchange.orders), started_at=self.started_at)
+        self.control.beat(info)
+
+    def _write_results(self) -> None:
+        """orders.csv and summary.json (as backtest's), gateway-stats.json (latencies, losses)."""
+        run_dir = Path(self.spec.run_dir)
+        orders = sorted(self.exchange.orders.values(), key=lambda o: o.order_id)
+        write_atomically(run_dir / "orders.csv", orders_csv(orders))
+        summaries = [
+            summarize(symbol, [o for o in orders if o.symbol == symbol], self.exchange.fee,
+                      feed.events, 0, feed.last_price)
+            for symbol, feed in self.feeds.items() if feed.events or any(o.symbol == symbol for o in orders)
+        ]
+        summary = summary_dict(combine(summaries))
+        if len(summaries) > 1:
+            summary["per_symbol"] = [summary_dict(s) for s in summaries]
+        summary["lost_events"] = sum(feed.lost for feed in self.feeds.values())
+        write_atomically(run_dir / "summary.json", json.dumps(summary))
+        stats = {"latency_ns": self.latencies_ns, "lost": {s: f.lost for s, f in self.feeds.items()}}
+        write_atomically(run_dir / "gateway-stats.json", json.dumps(stats))
+
+
+def run(spec: wire.RunSpec) -> int:
+    """Body of the forked gateway process."""
+    return Gateway(spec).run()

@@ -1,0 +1,317 @@
+"""The leader process of one symbol: forks one OS process per trader.
+
+It drives the pure leader policy (naive_mp.core.leader): its cache of every
+trader's last reported state is what a crashed trader restarts from, with
+the same id. Traders report over a ROUTER (each report acked, de-duplicated
+by request id); trader deaths arrive as SIGCHLD and are reaped here. In
+lockstep, the `Conductor` hands its traders each event in strategy.md's
+order.
+"""
+
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import zmq
+from msgspec.structs import replace
+
+from naive_mp import wire
+from naive_mp.backtest.report import write_atomically
+from naive_mp.core import leader as core
+from naive_mp.core.messages import Notice, RebuyRequested, StartTrader, SymbolStopped, TraderDied, TraderReported, TradingStarted
+from naive_mp.core.state import TraderState
+from naive_mp.runtime import trader as trader_process
+from naive_mp.runtime.control import ControlLink
+from naive_mp.runtime.process import fork_child, set_title
+from naive_mp.runtime.signals import SignalQueue
+from naive_mp.runtime.streams import subscriber
+
+log = logging.getLogger("naive_mp.leader")
+
+LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+HEARTBEAT_S = 1.0
+STOP_GRACE_S = 5.0
+END_DRAIN_S = 2.0
+
+
+class TraderProc:
+    """What the leader knows of one trader process (beyond its cached state)."""
+
+    def __init__(self, pid: int, restarts: int):
+        self.pid = pid
+        self.started = time.monotonic()
+        self.started_at = time.time()
+        self.restarts = restarts
+        self.hello = False
+        self.orders = 0
+        self.last_req_id = 0
+        self.ended = False
+
+
+class LeaderProcess:
+    def __init__(self, spec: wire.RunSpec, symbol: str):
+        self.spec = spec
+        self.symbol = symbol
+        self.state = core.LeaderState(symbol=symbol, settings=spec.settings[symbol], filters=spec.filters[symbol])
+        self.procs: dict[int, TraderProc] = {}
+        self.pids: dict[int, int] = {}  # pid -> trader id
+        self.delayed: list[tuple[float, StartTrader]] = []
+        self.max_traders = 0
+        self.ready_sent = False
+        self.ended_seq: int | None = None
+        self.ended_at = 0.0
+        self.started_at = time.time()
+        self.conductor = None
+
+    # -- persistence of what must survive a leader restart --------------------------------
+
+    def _state_path(self) -> Path:
+        return Path(self.spec.run_dir) / f"leader-{self.symbol}.json"
+
+    def _load(self) -> None:
+        try:
+            saved = json.loads(self._state_path().read_text())
+        except FileNotFoundError:
+            return
+        # Trader ids are unique for the life of the run directory: the counter survives us.
+        self.state = replace(self.state, next_trader_id=saved.get("next_trader_id", 1))
+        self.max_traders = saved.get("max_traders", 0)
+
+    def _save(self) -> None:
+        data = {"next_trader_id": self.state.next_trader_id, "max_traders": self.max_traders}
+        write_atomically(self._state_path(), json.dumps(data))
+
+    # -- boot and loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        set_title(f"leader {self.symbol}")
+        self.signals = SignalQueue((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
+        self.ctx = zmq.Context()
+        run_dir = self.spec.run_dir
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted trader takes over its id
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.bind(wire.address(run_dir, wire.leader_socket(self.symbol)))
+        self.acks = self.ctx.socket(zmq.PUSH)
+        self.acks.connect(wire.address(run_dir, "acks"))
+        self.control = ControlLink(run_dir)
+        if self.spec.lockstep:
+            from naive_mp.runtime.conductor import Conductor
+            self.conductor = Conductor(self)
+            self.feed = subscriber(self.ctx, wire.address(run_dir, "updates"), [wire.lockstep_topic(self.symbol)])
+            self.decode_feed = wire.Decoder("updates", wire.UpdateMessage)
+        else:  # only for the end of the stream
+            self.feed = subscriber(self.ctx, wire.address(run_dir, "trades"), [wire.trade_topic(self.symbol)])
+            self.decode_feed = wire.Decoder("trades", wire.StreamMessage)
+        self.decode_trader = wire.Decoder(f"leader-{self.symbol}", wire.TraderToLeader)
+        self.poller = zmq.Poller()
+        for sock in (self.router, self.feed):
+            self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(self.signals.fd, zmq.POLLIN)
+        self._load()
+        self.apply(TradingStarted())
+        try:
+            self._loop()
+        finally:
+            self._stop_traders()
+            self._save()
+            self.ctx.destroy(linger=500)
+        return 0
+
+    def _loop(self) -> None:
+        next_beat = 0.0
+        while True:
+            if not self.serve(timeout_ms=200):
+                return
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + HEARTBEAT_S
+
+    def serve(self, timeout_ms: int) -> bool:
+        """One round of signals, delayed starts and messages; False once told to stop."""
+        for signum in self.signals.take():
+            if signum == signal.SIGCHLD:
+                self._reap()
+            else:
+                log.info("%s leader stopping on signal %d", self.symbol, signum)
+                return False
+        self._start_due()
+        self._check_end()
+        for sock, _ in self.poller.poll(timeout_ms):
+            if sock is self.router:
+                identity, frame = self.router.recv_multipart()
+                self._on_trader(identity, frame)
+            elif sock is self.feed:
+                self._on_feed(wire.split_topic(self.feed.recv())[1])
+        return True
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _on_trader(self, identity: bytes, frame: bytes) -> None:
+        try:
+            message = self.decode_trader(frame)
+        except wire.WireError as exc:
+            log.warning("%s", exc)
+            return
+        proc = self.procs.get(int(identity)) if identity.isdigit() else None
+        if proc is None:
+            log.warning("%s: message from unknown trader %r dropped", self.symbol, identity)
+            return
+        if isinstance(message, wire.Hello):
+            proc.hello = True
+            self._maybe_ready()
+        elif isinstance(message, wire.Report):
+            if message.req_id > proc.last_req_id:  # a resend of an old report changes nothing
+                proc.last_req_id, proc.orders = message.req_id, message.orders
+                self.report(message.state)
+            self.router.send_multipart([identity, wire.encode(wire.Ack(req_id=message.req_id))])
+        elif isinstance(message, wire.Done) and self.conductor is not None:
+            proc.orders = message.orders
+            self.conductor.on_done(int(identity), message)
+
+    def _on_feed(self, frame: bytes) -> None:
+        try:
+            message = self.decode_feed(frame)
+        except wire.WireError as exc:
+            log.warning("%s", exc)
+            return
+        if isinstance(message, wire.Welcome):
+            self.feed_live = True
+            self._maybe_ready()
+        elif isinstance(message, wire.StreamEnded):
+            self.ended_seq, self.ended_at = message.last_seq, time.monotonic()
+        elif isinstance(message, wire.Crossed):
+            self.conductor.conduct(message)
+
+    def _maybe_ready(self) -> None:
+        """Tell the streamer to go once the feed is live and a first trader listens."""
+        if self.ready_sent or not getattr(self, "feed_live", False):
+            return
+        if self.state.traders and not any(p.hello for p in self.procs.values()):
+            return
+        self.acks.send(wire.encode(wire.Ready(role="leader", symbol=self.symbol)))
+        self.ready_sent = True
+
+    def _check_end(self) -> None:
+        """Free-running, after the stream ended: ack once traders had time to drain."""
+        if self.ended_seq is not None and time.monotonic() - self.ended_at >= END_DRAIN_S:
+            self.acks.send(wire.encode(wire.Handled(role="leader", symbol=self.symbol, seq=self.ended_seq)))
+            self.ended_seq = None
+
+    # -- the pure policy, and carrying out what it says ------------------------------------
+
+    def report(self, state: TraderState) -> None:
+        """A trader's new state: cache it; a rebuy shows as rebuy_notified turning true."""
+        cached = self.state.traders.get(state.trader_id)
+        rebuy = cached is not None and state.rebuy_notified and not cached.rebuy_notified
+        self.apply(TraderReported(state=state))
+        if rebuy:
+            self.apply(RebuyRequested(trader_id=state.trader_id))
+
+    def apply(self, event) -> None:
+        before = self.state.next_trader_id
+        self.state, commands = core.step(self.state, event)
+        for command in commands:
+            if isinstance(command, Notice):
+                log.log(LEVELS[command.level], "%s", command.text)
+            elif isinstance(command, StartTrader):
+                self.delayed.append((time.monotonic() + command.delay_s, command))
+            elif isinstance(command, SymbolStopped):
+                log.info("%s: no trader left after shutdown", self.symbol)
+        self.max_traders = max(self.max_traders, len(self.state.traders))
+        if self.state.next_trader_id != before:
+            self._save()
+        self._start_due()
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        due = [c for t, c in self.delayed if t <= now]
+        self.delayed = [(t, c) for t, c in self.delayed if t > now]
+        for command in due:
+            self._fork(command)
+
+    def _fork(self, command: StartTrader) -> None:
+        state = command.state
+        if state.trader_id not in self.state.traders:
+            return  # given up or finished meanwhile
+        old = self.procs.get(state.trader_id)
+        restarts = old.restarts + 1 if old and command.restart else 0
+        pid = fork_child(f"trader {state.label} {state.phase}", lambda: trader_process.run(self.spec, state),
+                         log_name=f"trader {state.label}")
+        self.procs[state.trader_id] = TraderProc(pid, restarts)
+        self.pids[pid] = state.trader_id
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            trader_id = self.pids.pop(pid, None)
+            proc = self.procs.get(trader_id)
+            if proc is None or proc.pid != pid:
+                continue
+            proc.pid = -1
+            if trader_id not in self.state.traders:  # it finished, and left
+                del self.procs[trader_id]
+                continue
+            log.warning("%s#%d (pid %d) died: %s", self.symbol, trader_id, pid, _describe(status))
+            self.apply(TraderDied(trader_id=trader_id, uptime_s=time.monotonic() - proc.started))
+            if self.conductor is not None:
+                self.conductor.on_death(trader_id)
+
+    # -- status and stopping -------------------------------------------------------------
+
+    def _beat(self) -> None:
+        children = [
+            wire.ProcessInfo(role="trader", pid=p.pid, symbol=self.symbol, trader_id=tid,
+                             state=self.state.traders[tid].phase if tid in self.state.traders else "",
+                             orders=p.orders, restarts=p.restarts, started_at=p.started_at)
+            for tid, p in sorted(self.procs.items()) if p.pid > 0
+        ]
+        info = wire.ProcessInfo(role="leader", pid=os.getpid(), symbol=self.symbol,
+                                state=f"{len(self.state.traders)} traders", started_at=self.started_at)
+        self.control.beat(info, children)
+
+    def _stop_traders(self) -> None:
+        live = [p.pid for p in self.procs.values() if p.pid > 0]
+        for pid in live:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while live and time.monotonic() < deadline:
+            live = [pid for pid in live if not _reaped(pid)]
+            time.sleep(0.01)
+        for pid in live:
+            log.warning("%s: trader pid %d did not stop in %.0f s; killing it", self.symbol, pid, STOP_GRACE_S)
+            _signal(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return True
+
+
+def run(spec: wire.RunSpec, symbol: str) -> int:
+    """Body of a forked leader process."""
+    return LeaderProcess(spec, symbol).run()

@@ -1,0 +1,213 @@
+"""The streamer process: trade events in, one PUB topic per symbol out.
+
+It replays tapes (`--replay`, at `--speed N` or as fast as the system
+takes it); the live Binance source plugs in as another `source`. Nothing is
+published until every consumer is known to listen (the gateway and, on a
+first start, each leader say `Ready`). Each symbol's trades are numbered,
+so a consumer counts a gap as lost; the position is saved in the run
+directory, so a restarted streamer goes on where it stopped and consumers
+drop what they already saw.
+
+In lockstep it sends one trade at a time and waits until the gateway and
+the symbol's leader say they handled it.
+"""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import zmq
+
+from naive_mp import wire
+from naive_mp.backtest.report import write_atomically
+from naive_mp.backtest.tape import read_tape
+from naive_mp.runtime.control import ControlLink
+from naive_mp.runtime.signals import SignalQueue
+from naive_mp.runtime.streams import HWM, publisher, welcome
+
+log = logging.getLogger("naive_mp.streamer")
+
+BATCH = 256  # most trades in one message when behind schedule (speed max)
+HEARTBEAT_S = 1.0
+SAVE_EVERY_S = 0.2
+POSITION_FILE = "streamer.json"
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived: leave the loop."""
+
+
+class Streamer:
+    def __init__(self, spec: wire.RunSpec):
+        self.spec = spec
+        self.position = self._load_position()  # tape index, offset in it, per-symbol seq
+        self.ready: set[tuple[str, str | None]] = set()
+        self.handled: dict[tuple[str, str], int] = {}
+        self.sent = 0
+        self.started_at = time.time()
+        self.next_beat = 0.0
+        self.saved_at = 0.0
+
+    # -- position across restarts -------------------------------------------------
+
+    def _position_path(self) -> Path:
+        return Path(self.spec.run_dir) / POSITION_FILE
+
+    def _load_position(self) -> dict:
+        try:
+            return json.loads(self._position_path().read_text())
+        except FileNotFoundError:
+            return {"tape": 0, "offset": 0, "seq": {}}
+
+    def _save_position(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.saved_at > SAVE_EVERY_S:
+            write_atomically(self._position_path(), json.dumps(self.position))
+            self.saved_at = time.monotonic()
+
+    # -- boot -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.signals = SignalQueue()
+        self.ctx = zmq.Context()
+        self.pub = publisher(self.ctx, wire.address(self.spec.run_dir, "trades"))
+        self.acks = self.ctx.socket(zmq.PULL)
+        self.acks.setsockopt(zmq.RCVHWM, HWM)
+        self.acks.bind(wire.address(self.spec.run_dir, "acks"))
+        self.control = ControlLink(self.spec.run_dir)
+        self.poller = zmq.Poller()
+        for sock in (self.pub, self.acks):
+            self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(self.signals.fd, zmq.POLLIN)
+        self.decode_ack = wire.Decoder("acks", wire.AckMessage)
+        try:
+            self._wait_ready()
+            self._replay()
+            return 0
+        except Stopped:
+            return 0
+        finally:
+            self._save_position(force=True)
+            self.ctx.destroy(linger=1000)
+
+    def _expected_ready(self) -> set:
+        resumed = self.position["tape"] or self.position["offset"]
+        leaders = set() if resumed and not self.spec.lockstep else {("leader", s) for s in self.spec.symbols}
+        return {("gateway", None)} | leaders
+
+    def _wait_ready(self) -> None:
+        expected = self._expected_ready()
+        log.info("waiting for %s", ", ".join(f"{r} {s or ''}".strip() for r, s in sorted(expected, key=str)))
+        while not expected <= self.ready:
+            self._serve(timeout_ms=200)
+        log.info("every consumer listens; streaming")
+
+    # -- serving acks, subscriptions, signals ----------------------------------------
+
+    def _serve(self, timeout_ms: int) -> None:
+        if self.signals.take():
+            raise Stopped
+        if time.monotonic() >= self.next_beat:
+            self._beat()
+        for sock, _ in self.poller.poll(timeout_ms):
+            if sock is self.pub:
+                welcome(self.pub)
+            elif sock is self.acks:
+                self._on_ack(self.acks.recv())
+
+    def _on_ack(self, frame: bytes) -> None:
+        try:
+            ack = self.decode_ack(frame)
+        except wire.WireError as exc:
+            log.warning("%s", exc)
+            return
+        if isinstance(ack, wire.Ready):
+            self.ready.add((ack.role, ack.symbol))
+        else:
+            key = (ack.role, ack.symbol)
+            self.handled[key] = max(self.handled.get(key, 0), ack.seq)
+
+    def _beat(self) -> None:
+        tape = self.position["tape"]
+        state = f"tape {tape + 1}/{len(self.spec.replay)}, {self.sent} sent" if tape < len(self.spec.replay) else "ended"
+        self.control.beat(wire.ProcessInfo(role="streamer", pid=os.getpid(), state=state,
+                                           started_at=self.started_at))
+        self.next_beat = time.monotonic() + HEARTBEAT_S
+
+    # -- replay --------------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        while self.position["tape"] < len(self.spec.replay):
+            index = self.position["tape"]
+            tape = read_tape(self.spec.replay[index], self.spec.replay_symbols[index])
+            self._stream_tape(tape)
+            self.position.update(tape=index + 1, offset=0)
+            self._save_position(force=True)
+        for symbol, last_seq in self.position["seq"].items():
+            self._publish(symbol, wire.StreamEnded(symbol=symbol, last_seq=last_seq))
+        self._wait_handled({symbol: seq for symbol, seq in self.position["seq"].items()}, lockstep_leaders=False)
+        log.info("replay ended: %d trades sent", self.sent)
+
+    def _stream_tape(self, tape) -> None:
+        symbol, n = tape.symbol, len(tape)
+        ids, prices, times = tape.ids.tolist(), tape.prices.tolist(), tape.times_us.tolist()
+        scale = tape.price_decimals
+        clock = Pacer(self.spec.speed, times[self.position["offset"]] if n else 0)
+        i = self.position["offset"]
+        while i < n:
+            end = i + 1 if self.spec.lockstep else clock.due(times, i, min(n, i + BATCH), self)
+            trades = [wire.Trade(ids[k], _decimal(prices[k], scale), times[k]) for k in range(i, end)]
+            seq = self.position["seq"].get(symbol, 0) + 1
+            self._publish(symbol, wire.TradeBatch(symbol=symbol, seq=seq, sent_ns=time.monotonic_ns(), trades=trades))
+            self.position["seq"][symbol] = seq + len(trades) - 1
+            self.sent += len(trades)
+            if self.spec.lockstep:
+                self._wait_handled({symbol: seq}, lockstep_leaders=True)
+            i = end
+            self.position["offset"] = i
+            self._save_position()
+            self._serve(timeout_ms=0)
+
+    def _publish(self, symbol: str, message) -> None:
+        self.pub.send(wire.trade_topic(symbol) + wire.encode(message))
+
+    def _wait_handled(self, seqs: dict[str, int], lockstep_leaders: bool) -> None:
+        """Until the gateway (and, where the symbol is traded, its leader) handled `seqs`."""
+        for symbol, seq in seqs.items():
+            roles = ["gateway"] + (["leader"] if symbol in self.spec.symbols else [])
+            while any(self.handled.get((role, symbol), 0) < seq for role in roles):
+                self._serve(timeout_ms=200)
+
+
+class Pacer:
+    """When each trade is due at `speed` times the recorded pace (None: all due now)."""
+
+    def __init__(self, speed: float | None, first_time_us: int):
+        self.speed = speed
+        self.origin_us = first_time_us
+        self.start = time.monotonic()
+
+    def due(self, times: list[int], i: int, limit: int, streamer: Streamer) -> int:
+        """Wait until trade i is due; return the end of the run of trades due by then."""
+        if self.speed is None:
+            return limit
+        while True:
+            now_us = (time.monotonic() - self.start) * 1e6 * self.speed + self.origin_us
+            if times[i] <= now_us:
+                end = i + 1
+                while end < limit and times[end] <= now_us:
+                    end += 1
+                return end
+            wait_ms = max(0, int((times[i] - now_us) / self.speed / 1000))
+            streamer._serve(timeout_ms=min(wait_ms, 200))
+
+
+def _decimal(units: int, decimals: int):
+    from decimal import Decimal
+    return Decimal(units).scaleb(-decimals)
+
+
+def run(spec: wire.RunSpec) -> int:
+    """Body of the forked streamer process."""
+    return Streamer(spec).run()

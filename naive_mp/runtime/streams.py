@@ -1,0 +1,49 @@
+"""PUB/SUB sockets set up the one way every process needs them.
+
+High-water marks are set on purpose: publishers and subscribers keep up to
+HWM messages (batches of trades) per peer, far above a day's replay at full
+speed, so nothing is dropped silently; every stream carries sequence
+numbers, so a loss that still happens is counted and logged. Publishers are
+XPUBs that greet each new subscription with a `Welcome` on its topic: a
+subscriber that has received it knows it is live (no slow-joiner loss).
+"""
+
+import zmq
+
+from naive_mp import wire
+
+HWM = 100_000
+
+
+def publisher(ctx: zmq.Context, address: str) -> zmq.Socket:
+    """An XPUB bound at `address` that passes every subscription up (to be welcomed)."""
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+    pub.setsockopt(zmq.SNDHWM, HWM)
+    pub.setsockopt(zmq.LINGER, 1000)
+    pub.bind(address)
+    return pub
+
+
+def welcome(pub: zmq.Socket) -> None:
+    """Answer the subscription message waiting on `pub` with a Welcome on its topic."""
+    message = pub.recv()
+    if message[:1] == b"\x01":
+        topic = message[1:]
+        pub.send(topic + wire.encode(wire.Welcome(topic=topic.decode(errors="replace"))))
+
+
+def subscriber(ctx: zmq.Context, address: str, topics: list[bytes]) -> zmq.Socket:
+    """A SUB connected to `address` for `topics` (not yet known to be live)."""
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, HWM)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(address)
+    for topic in topics:
+        sub.setsockopt(zmq.SUBSCRIBE, topic)
+    return sub
+
+
+def wait_live(sub: zmq.Socket, timeout_s: float) -> bool:
+    """Block until the first message (a Welcome) arrives; it stays queued for the caller."""
+    return bool(sub.poll(timeout_s * 1000))

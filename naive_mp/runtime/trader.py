@@ -1,0 +1,227 @@
+"""The trader process: one trader of one symbol, running the pure trader core.
+
+Free-running, it subscribes to its symbol's trades and its own order
+updates, places orders through the gateway and reports each new state to its
+leader (which caches it). In lockstep, its leader hands it each event in
+strategy.md's order and waits for it to finish.
+
+Exactly once, through any kill -9: client order ids are fixed by symbol,
+trader, cycle and side, the gateway treats a repeated place as a question,
+and a restarted trader first asks the gateway about the order its state
+names (and, from NEW, the BUY it may have placed just before dying).
+"""
+
+import logging
+import os
+import signal
+import time
+
+import zmq
+
+from naive_mp import wire
+from naive_mp.core import trader as core
+from naive_mp.core.messages import (
+    OrderChecked,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    RequestRebuy,
+    TradeSeen,
+)
+from naive_mp.core.state import FINAL_PHASES, TraderState
+from naive_mp.runtime.gateway_client import GatewayClient
+from naive_mp.runtime.process import set_title
+from naive_mp.runtime.signals import SignalQueue
+from naive_mp.runtime.streams import subscriber, wait_live
+
+log = logging.getLogger("naive_mp.trader")
+
+REPORT_RETRY_S = 1.0
+WELCOME_WAIT_S = 5.0
+
+
+class TraderProcess:
+    """The shell around `core.step`: sockets in, commands out."""
+
+    def __init__(self, spec: wire.RunSpec, state: TraderState):
+        self.spec = spec
+        self.state = state
+        self.orders = 0
+        self.lost = 0
+        self.next_seq = 0  # next trade batch seq expected (0: none seen yet)
+        self.req_id = 0
+        self.unacked: wire.Report | None = None
+        self.report_sent_at = 0.0
+        self.cause_ns = 0
+        self.conducted = False  # lockstep: inside a Handle, the Done carries the state
+
+    # -- boot -----------------------------------------------------------------
+
+    def run(self) -> int:
+        set_title(self._title())
+        self.signals = SignalQueue()
+        self.ctx = zmq.Context()
+        run_dir, symbol, tid = self.spec.run_dir, self.state.symbol, self.state.trader_id
+        self.leader = self.ctx.socket(zmq.DEALER)
+        self.leader.setsockopt(zmq.LINGER, 1000)
+        self.leader.setsockopt(zmq.IDENTITY, str(tid).encode())  # the leader addresses us by id
+        self.leader.connect(wire.address(run_dir, wire.leader_socket(symbol)))
+        self.gateway = GatewayClient(self.ctx, run_dir)
+        self.poller = zmq.Poller()
+        self.poller.register(self.leader, zmq.POLLIN)
+        self.poller.register(self.signals.fd, zmq.POLLIN)
+        if not self.spec.lockstep:
+            self.trades = self._subscribe("trades", [wire.trade_topic(symbol)])
+            self.updates = self._subscribe("updates", [wire.update_topic(symbol, tid), wire.GATEWAY_TOPIC])
+        self._reconcile()
+        self.leader.send(wire.encode(wire.Hello(trader_id=tid, pid=os.getpid())))
+        try:
+            return self._loop()
+        finally:
+            self.ctx.destroy(linger=1000)
+
+    def _subscribe(self, name: str, topics: list[bytes]) -> zmq.Socket:
+        """A SUB socket on `name`, live once the publisher's Welcome came (or after a wait)."""
+        sub = subscriber(self.ctx, wire.address(self.spec.run_dir, name), topics)
+        if not wait_live(sub, WELCOME_WAIT_S):
+            log.warning("%s: no welcome on %s after %.0f s; listening anyway", self.state.label, name, WELCOME_WAIT_S)
+        self.poller.register(sub, zmq.POLLIN)
+        return sub
+
+    def _reconcile(self) -> None:
+        """Ask the gateway about every order the state names before anything else."""
+        for side, client_order_id in core.orders_to_check(self.state):
+            order = self.gateway.query(client_order_id)
+            checked = OrderChecked(
+                client_order_id=client_order_id, side=side,
+                status=order.status if order else None,
+                price=order.price if order else None,
+                quantity=order.quantity if order else None,
+                trade_id=order.filled_trade_id if order else None,
+            )
+            if order is not None or self.state.phase != "NEW":
+                log.info("%s: after restart, %s is %s", self.state.label, client_order_id,
+                         order.status if order else "unknown to the exchange")
+            self._handle(checked)
+
+    # -- the loop -------------------------------------------------------------
+
+    def _loop(self) -> int:
+        decode_stream = wire.Decoder("trades", wire.StreamMessage)
+        decode_update = wire.Decoder("updates", wire.UpdateMessage)
+        decode_leader = wire.Decoder(f"leader-{self.state.symbol}", wire.LeaderToTrader)
+        while True:
+            if self.state.phase in FINAL_PHASES and self.unacked is None:
+                return 0
+            for signum in self.signals.take():
+                log.info("%s: stopping on signal %d in %s", self.state.label, signum, self.state.phase)
+                return 0
+            self._resend_report()
+            for sock, _ in self.poller.poll(REPORT_RETRY_S * 1000 / 4):
+                if sock is self.leader:
+                    self._on_leader(decode_leader(self.leader.recv()))
+                elif not self.spec.lockstep and sock is self.trades:
+                    self._on_stream(decode_stream(wire.split_topic(self.trades.recv())[1]))
+                elif not self.spec.lockstep and sock is self.updates:
+                    self._on_update(decode_update(wire.split_topic(self.updates.recv())[1]))
+
+    def _on_stream(self, message) -> None:
+        if not isinstance(message, wire.TradeBatch):
+            return  # Welcome or StreamEnded: nothing for a free-running trader to do
+        first = self._unseen_offset(message)
+        self.cause_ns = message.sent_ns
+        for trade in message.trades[first:]:
+            if self.state.phase in FINAL_PHASES:
+                return
+            watch = core.rebuy_watch(self.state)
+            if core.acts_on_any_trade(self.state) or (watch is not None and trade.price < watch):
+                self._handle(TradeSeen(symbol=message.symbol, trade_id=trade.trade_id,
+                                       price=trade.price, time_us=trade.time_us))
+
+    def _unseen_offset(self, batch: wire.TradeBatch) -> int:
+        """Count a gap as lost trades; skip trades seen before (a restarted streamer resends)."""
+        if self.next_seq and batch.seq > self.next_seq:
+            self.lost += batch.seq - self.next_seq
+            log.warning("%s: lost %d trades before seq %d", self.state.label, batch.seq - self.next_seq, batch.seq)
+        first = max(0, self.next_seq - batch.seq) if self.next_seq else 0
+        self.next_seq = max(self.next_seq, batch.seq + len(batch.trades))
+        return first
+
+    def _on_update(self, message) -> None:
+        if isinstance(message, wire.Filled):
+            self._on_fill(message.fill)
+        elif isinstance(message, wire.GatewayStarted):
+            log.warning("%s: gateway restarted; checking orders", self.state.label)
+            self._reconcile()
+
+    def _on_fill(self, fill: OrderFilled) -> None:
+        # The same fill can come twice (the update stream and a reply); only the open order counts.
+        side = {"BUY_PLACED": "BUY", "SELL_PLACED": "SELL"}.get(self.state.phase)
+        if side == fill.side and fill.client_order_id == self.state.client_order_id(side):
+            self._handle(fill)
+
+    def _on_leader(self, message) -> None:
+        if isinstance(message, wire.Ack):
+            if self.unacked is not None and message.req_id == self.unacked.req_id:
+                self.unacked = None
+        elif isinstance(message, wire.Handle):  # lockstep: handle exactly this, then say so
+            self.conducted = True
+            if isinstance(message.event, OrderFilled):
+                self._on_fill(message.event)
+            else:
+                self._handle(message.event)
+            self.conducted = False
+            self.leader.send(wire.encode(wire.Done(seq=message.seq, state=self.state, orders=self.orders)))
+
+    # -- stepping the core and carrying out its commands -----------------------------
+
+    def _handle(self, event) -> None:
+        before = self.state
+        self.state, commands = core.step(self.state, event)
+        if self.state is not before and not self.conducted:
+            self._report()  # the leader caches the new state before its order goes out
+        if self.state.phase != before.phase:
+            set_title(self._title())
+        for command in commands:
+            if isinstance(command, PlaceOrder):
+                self._place(command)
+            elif isinstance(command, RequestRebuy):
+                log.info("%s: rebuy triggered", self.state.label)
+        if self.state.phase in FINAL_PHASES and self.state.phase != before.phase:
+            log.info("%s: %s%s", self.state.label, self.state.phase,
+                     f" ({self.state.reason})" if self.state.reason else "")
+
+    def _place(self, command: PlaceOrder) -> None:
+        log.info("%s: placing %s order @ %s, quantity %s", self.state.label, command.side,
+                 f"{command.price:f}", f"{command.quantity:f}")
+        reply = self.gateway.place(command, self.cause_ns)
+        self.orders += 1
+        if reply.order is None:
+            self._handle(OrderRejected(client_order_id=command.client_order_id, side=command.side,
+                                       code=reply.code, reason=reply.reason))
+        elif reply.order.status == "FILLED":  # a retry after a fill: the reply is the news
+            o = reply.order
+            self._on_fill(OrderFilled(client_order_id=o.client_order_id, order_id=o.order_id, side=o.side,
+                                      price=o.price, quantity=o.quantity, trade_id=o.filled_trade_id or 0))
+
+    def _report(self) -> None:
+        self.req_id += 1
+        self.unacked = wire.Report(req_id=self.req_id, state=self.state, orders=self.orders)
+        self._send_report()
+
+    def _send_report(self) -> None:
+        self.leader.send(wire.encode(self.unacked))
+        self.report_sent_at = time.monotonic()
+
+    def _resend_report(self) -> None:
+        # The leader de-duplicates by req_id; only the latest state is ever resent.
+        if self.unacked is not None and time.monotonic() - self.report_sent_at > REPORT_RETRY_S:
+            self._send_report()
+
+    def _title(self) -> str:
+        return f"trader {self.state.label} {self.state.phase}"
+
+
+def run(spec: wire.RunSpec, state: TraderState) -> int:
+    """Body of a forked trader process."""
+    return TraderProcess(spec, state).run()
