@@ -1,0 +1,423 @@
+"""The supervisor: gunicorn's arbiter loop over the run's child processes.
+
+Signal handlers only record the signal (and wake the poll through the wakeup
+fd). The loop polls the control socket, dispatches the signals, reaps the
+children, kills the stale ones and converges to the wanted set, restarting
+a child that died with a back-off. SIGTERM, SIGINT, a StopRequest and the end
+of a replay all run the same shutdown path: streamer, then leaders, then the
+gateway last (it writes the run's final files when told to stop).
+"""
+
+import importlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import msgspec
+import zmq
+
+from naive_mp.logs import setup_logging
+from naive_mp.runtime import rundir
+from naive_mp.runtime.control import ControlServer
+from naive_mp.runtime.process import (EXIT_BOOT, BootError, become_subreaper, child_pids, describe_exit,
+                                      fork_child, set_title)
+from naive_mp.wire import Heartbeat, ProcessInfo, RunSpec, StatusReply, StatusRequest, StopReply, StopRequest
+
+log = logging.getLogger("naive_mp.supervisor")
+
+POLL_S = 0.2
+QUICK_DEATH_S = 5.0  # a child that dies sooner "died at start"
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.1, 5.0
+MAX_BOOT_FAILURES = 5  # EXIT_BOOT this many times in a row: give up
+MAX_QUICK_DEATHS = 10  # died at start this many times in a row: give up
+KILL_WAIT_S = 5.0  # after SIGKILL, the kernel needs only moments
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+SHUTDOWN_RANK = {"streamer": 0, "leader": 1, "gateway": 3}  # any other role: 2
+ROLE_MODULES = ("naive_mp.runtime.gateway", "naive_mp.runtime.leader", "naive_mp.runtime.streamer")
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One wanted child: built before the fork, with no side effects."""
+
+    name: str  # unique in the run: "gateway", "leader-XRPUSDT", "streamer"
+    role: str  # streamer, gateway, leader (or anything, for tests)
+    symbol: str | None
+    title: str  # process title after "naive-mp: "
+    body: Callable[[], "int | None"]  # runs in the child; its return value is the exit status
+
+
+def _role_body(module: str, *args) -> "int | None":
+    try:
+        role = importlib.import_module(module)
+    except ImportError as exc:
+        raise BootError(f"cannot import {module}: {exc}") from None
+    return role.run(*args)
+
+
+def default_children(spec: RunSpec) -> list[ChildSpec]:
+    """The gateway, one leader per symbol, and the streamer last (it starts the trades flowing)."""
+    wanted = [ChildSpec("gateway", "gateway", None, "gateway paper",
+                        lambda: _role_body("naive_mp.runtime.gateway", spec))]
+    for symbol in spec.symbols:
+        wanted.append(ChildSpec(f"leader-{symbol}", "leader", symbol, f"leader {symbol}",
+                                lambda symbol=symbol: _role_body("naive_mp.runtime.leader", spec, symbol)))
+    wanted.append(ChildSpec("streamer", "streamer", None, "streamer",
+                            lambda: _role_body("naive_mp.runtime.streamer", spec)))
+    return wanted
+
+
+@dataclass
+class Child:
+    """What the supervisor knows about one wanted child, across its restarts."""
+
+    spec: ChildSpec
+    pid: int | None = None
+    started_at: float = 0.0  # wall clock, for status
+    started_mono: float = 0.0
+    last_beat: float | None = None
+    beat: Heartbeat | None = None
+    spawned: int = 0
+    restarts: int = 0
+    quick_deaths: int = 0
+    boot_failures: int = 0
+    next_start: float = 0.0
+    killed: bool = False  # already SIGKILLed as stale
+    done: bool = False  # exited 0: its work is over, not restarted
+
+
+class Supervisor:
+    """The arbiter of one run: `Supervisor(spec).run()` returns the run's exit status."""
+
+    def __init__(self, spec: RunSpec, children: Iterable[ChildSpec] | None = None, *,
+                 grace_s: float = 10.0, stale_s: float = 10.0, boot_grace_s: float = 10.0,
+                 before_start: Callable[[Path], None] | None = None):
+        wanted = list(children) if children is not None else default_children(spec)
+        names = [c.name for c in wanted]
+        if len(set(names)) != len(names):
+            raise ValueError(f"child names must be unique: {names}")
+        self.spec = spec
+        self.children = [Child(c) for c in wanted]
+        self.grace_s, self.stale_s, self.boot_grace_s = grace_s, stale_s, boot_grace_s
+        self.before_start = before_start
+        self._preload = children is None
+        self._signals: list[int] = []
+        self._old_handlers: dict[int, object] = {}
+        self._wake_r = self._wake_w = -1
+        self._old_wakeup = -1
+        self._stop_status: int | None = None
+        self._hurry = False
+        self.started_at = time.time()
+        self.context: zmq.Context | None = None
+        self.control: ControlServer | None = None
+        self.poller = zmq.Poller()
+
+    # -- the run --------------------------------------------------------------
+
+    def run(self) -> int:
+        """Lock the run directory, fork the children, supervise until stopped; the exit status.
+
+        Raises rundir.RunDirError (AlreadyRunning among them) before anything starts.
+        """
+        run_dir = rundir.prepare_run_dir(self.spec.run_dir)
+        lock = rundir.PidLock(run_dir)
+        try:
+            return self._run_locked(run_dir)
+        finally:
+            lock.release()
+
+    def _run_locked(self, run_dir: Path) -> int:
+        set_title("supervisor")
+        setup_logging(self.spec.log_level, str(rundir.log_path(run_dir)), process="supervisor")
+        become_subreaper()
+        rundir.remove_sockets(run_dir)  # leftovers of a killed run: we hold the lock now
+        if self.before_start:
+            self.before_start(run_dir)
+        self._preload_roles()
+        self._install_signals()
+        log.info("supervisor started on %s (pid %d)", run_dir, os.getpid())
+        try:
+            self._spawn_due()  # fork the first children before zmq starts its threads
+            self._open_control(run_dir)
+            self._loop()
+        except BaseException:
+            log.exception("supervisor crashed; stopping everything")
+            self._stop_status = 1
+        finally:
+            self._shutdown()
+            self._close(run_dir)
+        log.info("supervisor stopped (exit status %d)", self._stop_status)
+        return self._stop_status
+
+    def _preload_roles(self) -> None:
+        # Imported once here, the role modules' pages are shared by every child.
+        for module in ROLE_MODULES if self._preload else ():
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # the child will say it cannot boot
+                log.debug("cannot preload %s: %s", module, exc)
+
+    def _loop(self) -> None:
+        while self._stop_status is None:
+            self._poll(self._poll_timeout())
+            self._dispatch_signals()
+            self._reap()
+            if self._stop_status is not None:
+                break
+            self._kill_stale()
+            self._spawn_due()
+            if all(child.done for child in self.children):
+                self._request_stop(0, "every process finished its work")
+
+    def _poll_timeout(self) -> float:
+        now = time.monotonic()
+        due = [c.next_start - now for c in self.children if c.pid is None and not c.done]
+        return max(0.01, min([POLL_S, *due]))
+
+    def _request_stop(self, status: int, why: str) -> None:
+        if self._stop_status is None:
+            self._stop_status = status
+            (log.info if status == 0 else log.error)("stopping the run: %s", why)
+
+    # -- signals: handlers only record ------------------------------------------
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for signum in HANDLED_SIGNALS:
+            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+        self.poller.register(self._wake_r, zmq.POLLIN)
+
+    def _on_signal(self, signum, frame) -> None:
+        if signum not in self._signals:
+            self._signals.append(signum)
+
+    def _dispatch_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            name = signal.Signals(signum).name
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                if self._stop_status is not None:
+                    log.warning("%s again: killing what is left now", name)
+                    self._hurry = True
+                self._request_stop(0, f"{name} received")
+            elif signum == signal.SIGHUP:
+                log.info("reload: nothing to reload yet")
+            # SIGCHLD: only wakes the loop, which reaps on every turn
+
+    def _poll(self, timeout_s: float) -> None:
+        events = dict(self.poller.poll(int(timeout_s * 1000)))
+        if self._wake_r in events:
+            try:
+                while os.read(self._wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        if self.control is not None and self.control.socket in events:
+            self._serve_control()
+
+    # -- children: reap, kill the stale, converge -----------------------------
+
+    def _by_pid(self, pid: int) -> Child | None:
+        return next((c for c in self.children if c.pid == pid), None)
+
+    def _reap(self) -> bool:
+        """Reap every exited child; False once this process has no child left at all."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+            child = self._by_pid(pid)
+            if child is None:
+                log.debug("reaped pid %d (an orphan adopted from a dead leader)", pid)
+            else:
+                self._exited(child, os.waitstatus_to_exitcode(status))
+
+    def _exited(self, child: Child, code: int) -> None:
+        ran = time.monotonic() - child.started_mono
+        how = (log.info if code == 0 or self._stop_status is not None else log.warning)
+        how("%s (pid %d) %s after %.1f s", child.spec.name, child.pid, describe_exit(code), ran)
+        child.pid, child.beat, child.last_beat = None, None, None
+        if self._stop_status is not None:
+            return
+        if code == 0:
+            child.done = True
+            if child.spec.role == "streamer" and self.spec.exit_at_end:
+                self._request_stop(0, "the replay is over")
+            else:
+                log.info("%s finished its work: not restarting it", child.spec.name)
+            return
+        self._schedule_restart(child, code, ran)
+
+    def _schedule_restart(self, child: Child, code: int, ran: float) -> None:
+        child.quick_deaths = 0 if ran >= QUICK_DEATH_S else child.quick_deaths + 1
+        child.boot_failures = child.boot_failures + 1 if code == EXIT_BOOT else 0
+        if child.boot_failures >= MAX_BOOT_FAILURES:
+            return self._give_up(child, f"it could not boot {child.boot_failures} times in a row")
+        if child.quick_deaths >= MAX_QUICK_DEATHS:
+            return self._give_up(child, f"it died within {QUICK_DEATH_S:g} s of starting "
+                                        f"{child.quick_deaths} times in a row")
+        streak = max(child.quick_deaths, child.boot_failures)
+        delay = 0.0 if streak == 0 else min(BACKOFF_FIRST_S * 2 ** (streak - 1), BACKOFF_MAX_S)
+        child.next_start = time.monotonic() + delay
+        log.info("restarting %s in %.1f s", child.spec.name, delay)
+
+    def _give_up(self, child: Child, why: str) -> None:
+        self._request_stop(1, f"giving up on {child.spec.name}: {why} (its log lines above say why)")
+
+    def _kill_stale(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.pid is None or child.killed or now - child.started_mono < self.boot_grace_s:
+                continue
+            silent = now - (child.last_beat or child.started_mono)
+            if silent > self.stale_s:
+                log.error("%s (pid %d) sent no heartbeat for %.1f s: killing it", child.spec.name, child.pid, silent)
+                self._send(child, signal.SIGKILL)
+                child.killed = True
+
+    def _spawn_due(self) -> None:
+        for child in self.children:
+            if child.pid is None and not child.done and time.monotonic() >= child.next_start:
+                self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        try:
+            pid = fork_child(child.spec.title, child.spec.body)
+        except OSError as exc:
+            log.error("cannot fork %s: %s; trying again in 1 s", child.spec.name, exc)
+            child.next_start = time.monotonic() + 1.0
+            return
+        child.restarts = child.spawned
+        child.spawned += 1
+        child.pid, child.killed = pid, False
+        child.started_at, child.started_mono = time.time(), time.monotonic()
+        again = f", restart {child.restarts}" if child.restarts else ""
+        log.info("started %s (pid %d%s)", child.spec.name, pid, again)
+
+    @staticmethod
+    def _send(child: Child, signum: int) -> None:
+        try:
+            os.kill(child.pid, signum)
+        except ProcessLookupError:  # already gone; the reaper will see it
+            pass
+
+    # -- the control socket --------------------------------------------------
+
+    def _open_control(self, run_dir: Path) -> None:
+        self.context = zmq.Context()
+        self.control = ControlServer(run_dir, self.context)
+        self.poller.register(self.control.socket, zmq.POLLIN)
+
+    def _serve_control(self) -> None:
+        for envelope, message in self.control.receive():
+            try:
+                reply = self._handle(message)
+            except Exception:  # a control message must never take the supervisor down
+                log.exception("control message %s failed, dropped", type(message).__name__)
+                continue
+            if reply is not None:
+                self.control.reply(envelope, reply)
+
+    def _handle(self, message):
+        if isinstance(message, Heartbeat):
+            child = self._by_pid(message.process.pid)
+            if child is not None:
+                child.beat, child.last_beat = message, time.monotonic()
+            return None
+        if isinstance(message, StatusRequest):
+            return self.status()
+        if isinstance(message, StopRequest):
+            self._request_stop(0, "stop requested")
+            return StopReply(pid=os.getpid())
+        raise TypeError(f"unexpected {type(message).__name__} on the control socket")
+
+    def status(self) -> StatusReply:
+        """Every running process: children as their heartbeats describe them, a leader's traders after it."""
+        processes = []
+        for child in self.children:
+            if child.pid is None:
+                continue
+            base = child.beat.process if child.beat else ProcessInfo(role=child.spec.role, pid=child.pid,
+                                                                     state="starting")
+            processes.append(msgspec.structs.replace(
+                base, role=child.spec.role, pid=child.pid, symbol=base.symbol or child.spec.symbol,
+                restarts=child.restarts, started_at=child.started_at))
+            for sub in child.beat.children if child.beat else ():
+                processes.append(sub if sub.role else msgspec.structs.replace(sub, role="trader"))
+        state = "running" if self._stop_status is None else "stopping"
+        me = ProcessInfo(role="supervisor", pid=os.getpid(), state=state, started_at=self.started_at)
+        return StatusReply(supervisor=me, processes=processes)
+
+    # -- shutdown: one path for every way a run ends ------------------------
+
+    def _shutdown(self) -> None:
+        if self._stop_status is None:
+            self._stop_status = 1
+        for rank in sorted({SHUTDOWN_RANK.get(c.spec.role, 2) for c in self.children}):
+            group = [c for c in self.children if SHUTDOWN_RANK.get(c.spec.role, 2) == rank and c.pid]
+            if group:
+                self._stop_group(group)
+        self._reap_orphans()
+
+    def _stop_group(self, group: list[Child]) -> None:
+        log.info("stopping %s", ", ".join(f"{c.spec.name} (pid {c.pid})" for c in group))
+        for child in group:
+            self._send(child, signal.SIGTERM)
+        if self._wait_gone(group, self.grace_s):
+            return
+        for child in group:
+            if child.pid is not None:
+                log.warning("%s (pid %d) still running after %g s: killing it", child.spec.name,
+                            child.pid, self.grace_s)
+                self._send(child, signal.SIGKILL)
+        self._wait_gone(group, KILL_WAIT_S, hurry=False)
+
+    def _wait_gone(self, group: list[Child], timeout_s: float, hurry: bool = True) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while any(c.pid is not None for c in group):
+            left = deadline - time.monotonic()
+            if left <= 0 or (hurry and self._hurry):
+                return False
+            self._poll(min(0.05, left))  # keeps answering status and stop while waiting
+            self._dispatch_signals()
+            self._reap()
+        return True
+
+    def _reap_orphans(self) -> None:
+        """Reap (then kill) descendants adopted as subreaper, so nothing outlives the run."""
+        deadline = time.monotonic() + 2.0
+        while self._reap() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        leftovers = child_pids()
+        for pid in leftovers:
+            log.warning("pid %d still running at the end: killing it", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + KILL_WAIT_S
+        while leftovers and self._reap() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _close(self, run_dir: Path) -> None:
+        if self.control is not None:
+            self.poller.unregister(self.control.socket)
+            self.control.close()
+            self.context.term()
+            self.control = self.context = None
+        signal.set_wakeup_fd(self._old_wakeup)
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        rundir.remove_sockets(run_dir)
+
