@@ -4,6 +4,9 @@ import click
 
 from naive_mp.commands.backtest import backtest
 from naive_mp.commands.demo import demo
+from naive_mp.commands.start import start
+from naive_mp.commands.status import status
+from naive_mp.commands.stop import stop
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,3 +17,6 @@ def main():
 
 main.add_command(backtest)
 main.add_command(demo)
+main.add_command(start)
+main.add_command(status)
+main.add_command(stop)

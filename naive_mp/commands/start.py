@@ -1,0 +1,178 @@
+"""`naive-mp start`: the multi-process system in the foreground, until stopped or the replay ends."""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.status import run_dir_option
+from naive_mp.logs import setup_logging
+from naive_mp.runtime import rundir
+from naive_mp.wire import RunSpec
+
+TAPE_SUFFIXES = (".csv", ".zip")
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[SYMBOL...]")
+@click.option("--replay", "tapes", multiple=True, type=click.Path(exists=True, dir_okay=False), metavar="TAPE",
+              help="Replay this tape (.csv or .zip) instead of the live stream; repeatable, played in order.")
+@click.option("--speed", default="max", show_default=True, metavar="N|max",
+              help="Replay N times faster than recorded, or as fast as the system takes it.")
+@click.option("--lockstep", is_flag=True,
+              help="With --replay: each trade is fully handled before the next (orders equal backtest's).")
+@click.option("--exit-at-end", is_flag=True, help="With --replay: stop everything once the last trade is handled.")
+@click.option("--live", is_flag=True, help="Trade on Binance (arrives with the Binance issue).")
+@strategy_options
+@click.option("--orders-out", type=click.Path(dir_okay=False), help="At exit, write every order to this CSV file.")
+@click.option("--json", "as_json", is_flag=True, help="At exit, print the summary as one JSON object.")
+@run_dir_option
+def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose,
+          orders_out, as_json, run_dir, **filter_values):
+    """Run the whole system: supervisor, streamer, gateway, leaders, one process per trader.
+
+    SYMBOL... defaults to the symbols of the replayed tapes (from their file names).
+    Paper trading. Stop it with Ctrl-C, SIGTERM or `naive-mp stop`.
+    """
+    symbol_args, tapes = _split_args(args, tapes)
+    _check_source(live, tapes, lockstep, exit_at_end)
+    speed = _speed(speed)
+    level = logging.DEBUG if verbose else logging.INFO
+    setup_logging(level)
+    replay_symbols = _tape_symbols(tapes)
+    symbols = _traded_symbols(symbol_args, replay_symbols)
+    settings, filters = resolve_strategy(config_path, set_pairs, symbols, filter_values)
+    spec = RunSpec(run_dir=str(Path(run_dir).absolute()), symbols=symbols, settings=settings, filters=filters,
+                   replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
+                   speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level)
+    started = time.perf_counter()
+    status = _run(spec)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        raise click.ClickException(f"the run failed (exit status {status}); see {rundir.log_path(run_dir)}")
+    _report(Path(spec.run_dir), symbols, orders_out, as_json, elapsed)
+
+
+def _split_args(args: tuple[str, ...], tapes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """`--replay A.zip B.zip` works too: file-like arguments after --replay are tapes."""
+    symbols, more = [], []
+    for arg in args:
+        (more if arg.lower().endswith(TAPE_SUFFIXES) else symbols).append(arg)
+    if more and not tapes:
+        raise click.UsageError(f"{more[0]} looks like a tape: replay it with --replay {more[0]}")
+    for path in more:
+        if not Path(path).is_file():
+            raise click.BadParameter(f"file {path!r} does not exist.", param_hint="--replay")
+    return [s.upper() for s in symbols], [*tapes, *more]
+
+
+def _check_source(live: bool, tapes: list[str], lockstep: bool, exit_at_end: bool) -> None:
+    if live:
+        raise click.UsageError("--live: live trading arrives with the Binance issue; use --replay TAPE for now")
+    for flag, given in (("--lockstep", lockstep), ("--exit-at-end", exit_at_end)):
+        if given and not tapes:
+            raise click.UsageError(f"{flag} needs --replay TAPE")
+    if not tapes:
+        raise click.UsageError("a source of trades is needed: --replay TAPE... "
+                               "(live trading arrives with the Binance issue)")
+
+
+def _speed(text: str) -> float | None:
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise click.BadParameter(f"expected a number > 0 or 'max', got {text!r}", param_hint="--speed")
+    return value
+
+
+def _tape_symbols(tapes: list[str]) -> list[str]:
+    from naive_mp.backtest.tape import TapeError, symbol_from_path  # the tape reader is heavy (numpy)
+    symbols = []
+    for path in tapes:
+        try:
+            symbols.append(symbol_from_path(path))
+        except TapeError:
+            raise click.BadParameter(f"{path}: cannot tell the symbol from the file name "
+                                     "(name it SYMBOL-trades-DAY.csv or .zip)", param_hint="--replay") from None
+    return symbols
+
+
+def _traded_symbols(named: list[str], replayed: list[str]) -> list[str]:
+    if not named:
+        return list(dict.fromkeys(replayed))
+    for symbol in named:
+        if symbol not in replayed:
+            raise click.UsageError(f"{symbol}: no tape replays this symbol (tapes: {', '.join(replayed)})")
+    return list(dict.fromkeys(named))
+
+
+def _clear_results(run_dir: Path) -> None:
+    """The gateway's end-of-run files of an earlier run must not pass for this run's."""
+    for name in (rundir.ORDERS_FILE, rundir.SUMMARY_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def _run(spec: RunSpec) -> int:
+    from naive_mp.runtime.supervisor import Supervisor
+    try:
+        return Supervisor(spec, before_start=_clear_results).run()
+    except rundir.RunDirError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _report(run_dir: Path, symbols: list[str], orders_out: str | None, as_json: bool, elapsed: float) -> None:
+    """Copy the gateway's orders file and print its summary, as backtest does."""
+    from naive_mp.backtest.report import write_atomically
+    needed = [rundir.ORDERS_FILE] * bool(orders_out) + [rundir.SUMMARY_FILE] * as_json
+    missing = [name for name in needed if not (run_dir / name).is_file()]
+    if missing:
+        raise click.ClickException(f"the run ended without its results ({run_dir / missing[0]} is missing); "
+                                   f"see {rundir.log_path(run_dir)}")
+    if orders_out:
+        write_atomically(orders_out, (run_dir / rundir.ORDERS_FILE).read_text())
+    summary_path = run_dir / rundir.SUMMARY_FILE
+    if not summary_path.is_file():
+        return
+    summary = _with_max_traders(json.loads(summary_path.read_text()), run_dir, symbols)
+    summary["elapsed_s"] = round(elapsed, 4)
+    click.echo(json.dumps(summary) if as_json else _summary_table(summary))
+
+
+def _with_max_traders(summary: dict, run_dir: Path, symbols: list[str]) -> dict:
+    """The gateway cannot know how many traders ran: the leaders' files say."""
+    per_symbol = {}
+    for symbol in symbols:
+        try:
+            per_symbol[symbol] = int(json.loads(rundir.leader_result_file(run_dir, symbol).read_text())["max_traders"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    if per_symbol:
+        summary["max_traders"] = max(per_symbol.values())
+    for item in summary.get("per_symbol", []):
+        item["max_traders"] = per_symbol.get(item.get("symbol"), item.get("max_traders", 0))
+    return summary
+
+
+def _summary_table(s: dict) -> str:
+    rows = [
+        ("symbol", s.get("symbol", "")),
+        ("events", f"{s.get('events', 0):,}"),
+        ("orders", f"{s.get('orders_placed', 0):,} placed, {s.get('orders_filled', 0):,} filled, "
+                   f"{s.get('orders_open', 0):,} open"),
+        ("cycles", f"{s.get('cycles', 0):,} completed"),
+        ("most traders", str(s.get("max_traders", 0))),
+        ("realized pnl", s.get("realized_pnl", "0")),
+        ("fees", s.get("fees", "0")),
+        ("position", f"{s.get('position_qty', '0')} bought for {s.get('position_cost', '0')}"),
+        ("last price", s.get("last_price") or "-"),
+        ("elapsed", f"{s['elapsed_s']:.3f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
