@@ -168,6 +168,8 @@ class Gateway:
     def _place(self, request: wire.Place) -> wire.GatewayReply:
         existing = self.exchange.find(request.order.client_order_id)
         if existing is not None:  # a retry, or a restarted trader: answer, never place twice
+            log.warning("place of %s, which exists (%s): answered with the order as it stands",
+                        existing.client_order_id, existing.status)
             return wire.GatewayReply(req_id=request.req_id, order=order_info(existing))
         if request.cause_ns and len(self.latencies_ns) < MAX_LATENCIES:
             self.latencies_ns.append(time.monotonic_ns() - request.cause_ns)

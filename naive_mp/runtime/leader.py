@@ -48,7 +48,7 @@ class TraderProc:
         self.hello = False
         self.orders = 0
         self.last_req_id = 0
-        self.ended = False
+        self.died: float | None = None  # when the previous process of this trader was reaped
 
 
 class LeaderProcess:
@@ -162,6 +162,9 @@ class LeaderProcess:
             return
         if isinstance(message, wire.Hello):
             proc.hello = True
+            if proc.died is not None:
+                log.info("%s#%d back up (pid %d), %.1f ms after its death was seen; restart %d",
+                         self.symbol, int(identity), proc.pid, (time.monotonic() - proc.died) * 1e3, proc.restarts)
             self._maybe_ready()
         elif isinstance(message, wire.Report):
             if message.req_id > proc.last_req_id:  # a resend of an old report changes nothing
@@ -242,6 +245,8 @@ class LeaderProcess:
         pid = fork_child(f"trader {state.label} {state.phase}", lambda: trader_process.run(self.spec, state),
                          log_name=f"trader {state.label}")
         self.procs[state.trader_id] = TraderProc(pid, restarts)
+        if old is not None and command.restart:
+            self.procs[state.trader_id].died = old.died
         self.pids[pid] = state.trader_id
 
     def _reap(self) -> None:
@@ -256,7 +261,7 @@ class LeaderProcess:
             proc = self.procs.get(trader_id)
             if proc is None or proc.pid != pid:
                 continue
-            proc.pid = -1
+            proc.pid, proc.died = -1, time.monotonic()
             if trader_id not in self.state.traders:  # it finished, and left
                 del self.procs[trader_id]
                 continue

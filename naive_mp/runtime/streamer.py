@@ -138,16 +138,18 @@ class Streamer:
     # -- replay --------------------------------------------------------------------------
 
     def _replay(self) -> None:
+        began = time.monotonic()
         while self.position["tape"] < len(self.spec.replay):
             index = self.position["tape"]
             tape = read_tape(self.spec.replay[index], self.spec.replay_symbols[index])
             self._stream_tape(tape)
             self.position.update(tape=index + 1, offset=0)
             self._save_position(force=True)
+        took = time.monotonic() - began
+        log.info("replay ended: %d trades sent in %.3f s (%.0f trades/s)", self.sent, took, self.sent / max(took, 1e-9))
         for symbol, last_seq in self.position["seq"].items():
             self._publish(symbol, wire.StreamEnded(symbol=symbol, last_seq=last_seq))
-        self._wait_handled({symbol: seq for symbol, seq in self.position["seq"].items()}, lockstep_leaders=False)
-        log.info("replay ended: %d trades sent", self.sent)
+        self._wait_handled(dict(self.position["seq"]))
 
     def _stream_tape(self, tape) -> None:
         symbol, n = tape.symbol, len(tape)
@@ -163,16 +165,16 @@ class Streamer:
             self.position["seq"][symbol] = seq + len(trades) - 1
             self.sent += len(trades)
             if self.spec.lockstep:
-                self._wait_handled({symbol: seq}, lockstep_leaders=True)
+                self._wait_handled({symbol: seq})
             i = end
             self.position["offset"] = i
-            self._save_position()
+            self._save_position(force=self.spec.lockstep)  # lockstep resumes exactly after a handled trade
             self._serve(timeout_ms=0)
 
     def _publish(self, symbol: str, message) -> None:
         self.pub.send(wire.trade_topic(symbol) + wire.encode(message))
 
-    def _wait_handled(self, seqs: dict[str, int], lockstep_leaders: bool) -> None:
+    def _wait_handled(self, seqs: dict[str, int]) -> None:
         """Until the gateway (and, where the symbol is traded, its leader) handled `seqs`."""
         for symbol, seq in seqs.items():
             roles = ["gateway"] + (["leader"] if symbol in self.spec.symbols else [])

@@ -1,0 +1,117 @@
+"""kill -9 anywhere in the tree: restarted from cached state, nothing placed twice or lost."""
+
+import csv
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from tree import Tree, alive, write_tape
+
+FILTERS = ["--tick-size", "0.0001", "--step-size", "0.01"]
+
+
+def scenario_tape(tmp_path, flat=40):
+    """Trader 1 buys at 0.9999 from the first trade; the price rests for `flat` trades (time to
+    kill it), dips to fill the BUY, rests, rises to fill its SELL at 1.0006, then rests again."""
+    prices = ["1.00000000"] * flat + ["0.99990000"] * 10 + ["1.00060000"] * 30
+    return write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices)
+
+
+def orders(run_dir):
+    with open(run_dir / "orders.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def tree(tmp_path):
+    trees = []
+
+    def start(*args):
+        t = Tree(tmp_path / "run", *args)
+        trees.append(t)
+        return t
+
+    yield start
+    for t in trees:
+        t.kill_all()
+
+
+def trader(t, trader_id):
+    found = [p for p in t.processes("trader") if p["trader_id"] == trader_id]
+    return found[0] if found else None
+
+
+def test_killed_trader_with_open_order_is_restarted_and_follows_it(tree, tmp_path):
+    t = tree("--replay", scenario_tape(tmp_path), "--speed", "1", "--exit-at-end", *FILTERS)
+    first = t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "BUY_PLACED" and p)
+    os.kill(first["pid"], signal.SIGKILL)
+    back = t.wait_for(lambda: re.search(r"TESTUSDT#1 back up \(pid (\d+)\), ([\d.]+) ms", t.log()))
+    assert int(back.group(1)) != first["pid"]
+    assert float(back.group(2)) < 1000, "restarted within a second"
+    again = t.wait_for(lambda: (p := trader(t, 1)) and p["pid"] != first["pid"] and p)
+    assert again["restarts"] == 1 and again["state"] in ("BUY_PLACED", "SELL_PLACED")
+    code, out = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    rows = orders(t.run_dir)
+    ids = [r["client_order_id"] for r in rows]
+    assert len(ids) == len(set(ids)), "a client order id reached the exchange twice"
+    mine = {r["side"]: r for r in rows if r["trader_id"] == "1"}
+    assert (mine["BUY"]["price"], mine["BUY"]["status"]) == ("0.9999", "FILLED")
+    assert (mine["SELL"]["price"], mine["SELL"]["status"]) == ("1.0006", "FILLED")
+    assert any(r["trader_id"] == "2" for r in rows), "the finished trader was replaced by a fresh one"
+    assert "which exists" not in t.log(), "a restarted trader placed an order again"
+
+
+def test_trader_killed_again_and_again_never_duplicates(tree, tmp_path):
+    prices = [f"{1 + 0.0002 * ((i // 7) % 5 - 2):.8f}" for i in range(300)]
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=20)
+    t = tree("--replay", tape, "--speed", "1", "--exit-at-end", "--set", "rebuy_interval=0", *FILTERS)
+    t.wait_for(lambda: t.processes("trader"))
+    killed = 0
+    while t.proc.poll() is None and killed < 12:
+        for p in t.processes("trader"):
+            if alive(p["pid"]):
+                os.kill(p["pid"], signal.SIGKILL)
+                killed += 1
+        time.sleep(0.3)
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert killed >= 3
+    ids = [r["client_order_id"] for r in orders(t.run_dir)]
+    assert ids and len(ids) == len(set(ids))
+
+
+def test_killed_streamer_comes_back_and_nothing_is_lost(tree, tmp_path):
+    prices = [f"{1 + 0.0001 * (i % 9 - 4):.8f}" for i in range(200)]
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=25)
+    t = tree("--replay", tape, "--speed", "1", "--exit-at-end", "--json", *FILTERS)
+    streamer = t.wait_for(lambda: t.processes("streamer"))[0]
+    time.sleep(1.5)
+    os.kill(streamer["pid"], signal.SIGKILL)
+    back = t.wait_for(lambda: (s := t.processes("streamer")) and s[0]["pid"] != streamer["pid"] and s[0])
+    assert back["restarts"] == 1
+    code, out = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    summary = json.loads(out)
+    assert summary["events"] == 200 and summary["lost_events"] == 0
+
+
+def test_killed_leader_takes_its_traders_and_comes_back(tree, tmp_path):
+    prices = [f"{1 + 0.0002 * ((i // 5) % 5 - 2):.8f}" for i in range(400)]
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=25)
+    t = tree("--replay", tape, "--speed", "1", "--exit-at-end", *FILTERS)
+    traders = t.wait_for(lambda: t.processes("trader"))
+    leader = t.processes("leader")[0]
+    os.kill(leader["pid"], signal.SIGKILL)
+    t.wait_for(lambda: not any(alive(p["pid"]) for p in traders), timeout=5)  # no orphan left
+    new_leader = t.wait_for(lambda: (ls := t.processes("leader")) and ls[0]["pid"] != leader["pid"] and ls[0])
+    assert new_leader["restarts"] == 1
+    fresh = t.wait_for(lambda: [p for p in t.processes("trader") if p["pid"] not in {q["pid"] for q in traders}])
+    # trader ids are never reused: the new leader counts on from the old one
+    assert min(p["trader_id"] for p in fresh) > max(p["trader_id"] for p in traders)
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
