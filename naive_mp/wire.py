@@ -257,6 +257,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     run_dir: str
     symbols: list[str]
+    run_id: int = 0  # when `start` began: tells this run's files from an earlier run's
     settings: dict[str, Settings]
     filters: dict[str, Filters]
     replay: list[str] = []

@@ -8,7 +8,7 @@ import click
 from naive_mp.backtest.report import orders_csv, summary_dict, write_atomically
 from naive_mp.backtest.run import Result, run_backtest
 from naive_mp.backtest.tape import TapeError, symbol_from_path
-from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.common import resolve_strategy, strategy_options, summary_table
 from naive_mp.logs import setup_logging
 
 
@@ -32,32 +32,17 @@ def backtest(tapes, symbol, config_path, set_pairs, verbose, orders_out, as_json
         raise click.ClickException(str(exc)) from None
     if orders_out:
         write_atomically(orders_out, orders_csv(result.orders))
-    click.echo(summary_json(result) if as_json else summary_table(result))
+    click.echo(summary_json(result) if as_json else summary_table(summary_data(result)))
 
 
 def summary_json(result: Result) -> str:
     """One JSON object: the run-wide summary, plus per-symbol ones for several symbols."""
+    return json.dumps(summary_data(result))
+
+
+def summary_data(result: Result) -> dict:
     data = summary_dict(result.summary)
     data["elapsed_s"] = round(result.elapsed_s, 4)
     if len(result.per_symbol) > 1:
         data["per_symbol"] = [summary_dict(s) for s in result.per_symbol]
-    return json.dumps(data)
-
-
-def summary_table(result: Result) -> str:
-    """A few aligned lines a person reads at a glance."""
-    s = summary_dict(result.summary)
-    rows = [
-        ("symbol", s["symbol"]),
-        ("events", f"{s['events']:,}"),
-        ("orders", f"{s['orders_placed']:,} placed, {s['orders_filled']:,} filled, {s['orders_open']:,} open"),
-        ("cycles", f"{s['cycles']:,} completed"),
-        ("most traders", str(s["max_traders"])),
-        ("realized pnl", s["realized_pnl"]),
-        ("fees", s["fees"]),
-        ("position", f"{s['position_qty']} bought for {s['position_cost']}"),
-        ("last price", s["last_price"] or "-"),
-        ("elapsed", f"{result.elapsed_s:.3f} s"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+    return data

@@ -1,16 +1,17 @@
-"""`naive-mp demo`: the whole strategy on a generated tape, offline."""
+"""`naive-mp demo`: the whole multi-process system on a generated tape, offline."""
 
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import click
 
-from naive_mp.backtest.run import run_backtest
 from naive_mp.backtest.synth import synthetic_filters, write_synthetic_tape
-from naive_mp.commands.backtest import summary_table
 from naive_mp.commands.common import resolve_strategy
+from naive_mp.commands.start import _speed, run_and_report
 from naive_mp.logs import setup_logging
+from naive_mp.wire import RunSpec
 
 SYMBOL = "DEMOUSDT"
 
@@ -18,16 +19,29 @@ SYMBOL = "DEMOUSDT"
 @click.command()
 @click.option("--trades", default=20_000, show_default=True, help="Trades in the generated tape.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated tape.")
-@click.option("--keep-tape", type=click.Path(dir_okay=False), help="Also save the tape here.")
-@click.option("-q", "--quiet", is_flag=True, help="Only the summary, no trader log lines.")
-def demo(trades, seed, keep_tape, quiet):
-    """Generate a realistic tape and trade it with the book's chapter 8 settings."""
+@click.option("--speed", default=None, metavar="N|max",
+              help="Replay freely at N times the recorded pace (default: lockstep, which gives "
+                   "exactly the orders of `naive-mp backtest` on the same tape).")
+@click.option("--keep-tape", type=click.Path(file_okay=False), help="Also save the tape in this folder.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and the summary.")
+def demo(trades, seed, speed, keep_tape, quiet):
+    """Generate a realistic tape and trade it with the book's chapter 8 settings.
+
+    Runs the supervisor, streamer, paper gateway, a leader and one process per
+    trader, like `naive-mp start`, in a temporary run directory; watch it with
+    `naive-mp status --run-dir DIR` or ps while it runs.
+    """
     setup_logging(logging.WARNING if quiet else logging.INFO)
-    flags = synthetic_filters()
-    settings, filters = resolve_strategy(None, (), [SYMBOL], flags)
+    settings, filters = resolve_strategy(None, (), [SYMBOL], synthetic_filters())
     with tempfile.TemporaryDirectory(prefix="naive-mp-demo-") as tmp:
-        tape = Path(keep_tape) if keep_tape else Path(tmp) / f"{SYMBOL}-trades-demo.csv"
-        write_synthetic_tape(tape, symbol=SYMBOL, trades=trades, seed=seed)
-        click.echo(f"generated {trades:,} trades of {SYMBOL} (seed {seed}) in {tape}", err=True)
-        result = run_backtest([str(tape)], [SYMBOL], settings, filters)
-    click.echo(summary_table(result))
+        folder = Path(keep_tape) if keep_tape else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        tape = write_synthetic_tape(folder, symbol=SYMBOL, trades=trades, seed=seed)
+        run_dir = Path(tmp) / "run"
+        click.echo(f"generated {trades:,} trades of {SYMBOL} (seed {seed}): {tape}", err=True)
+        click.echo(f"running; watch it with: naive-mp status --run-dir {run_dir}", err=True)
+        spec = RunSpec(run_dir=str(run_dir), run_id=time.time_ns(), symbols=[SYMBOL], settings=settings,
+                       filters=filters, replay=[str(tape)], replay_symbols=[SYMBOL],
+                       speed=_speed(speed) if speed else None, lockstep=speed is None, exit_at_end=True,
+                       log_level=logging.WARNING if quiet else logging.INFO)
+        run_and_report(spec)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.common import resolve_strategy, strategy_options, summary_table
 from naive_mp.commands.status import run_dir_option
 from naive_mp.logs import setup_logging
 from naive_mp.runtime import rundir
@@ -45,15 +45,21 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     replay_symbols = _tape_symbols(tapes)
     symbols = _traded_symbols(symbol_args, replay_symbols)
     settings, filters = resolve_strategy(config_path, set_pairs, symbols, filter_values)
-    spec = RunSpec(run_dir=str(Path(run_dir).absolute()), symbols=symbols, settings=settings, filters=filters,
+    spec = RunSpec(run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
+                   settings=settings, filters=filters,
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
                    speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level)
+    run_and_report(spec, orders_out, as_json)
+
+
+def run_and_report(spec: RunSpec, orders_out: str | None = None, as_json: bool = False) -> None:
+    """Run the supervisor in the foreground until the end, then report like backtest."""
     started = time.perf_counter()
     status = _run(spec)
     elapsed = time.perf_counter() - started
     if status != 0:
-        raise click.ClickException(f"the run failed (exit status {status}); see {rundir.log_path(run_dir)}")
-    _report(Path(spec.run_dir), symbols, orders_out, as_json, elapsed)
+        raise click.ClickException(f"the run failed (exit status {status}); see {rundir.log_path(spec.run_dir)}")
+    _report(Path(spec.run_dir), spec.symbols, orders_out, as_json, elapsed)
 
 
 def _split_args(args: tuple[str, ...], tapes: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -142,7 +148,7 @@ def _report(run_dir: Path, symbols: list[str], orders_out: str | None, as_json: 
         return
     summary = _with_max_traders(json.loads(summary_path.read_text()), run_dir, symbols)
     summary["elapsed_s"] = round(elapsed, 4)
-    click.echo(json.dumps(summary) if as_json else _summary_table(summary))
+    click.echo(json.dumps(summary) if as_json else summary_table(summary))
 
 
 def _with_max_traders(summary: dict, run_dir: Path, symbols: list[str]) -> dict:
@@ -158,21 +164,3 @@ def _with_max_traders(summary: dict, run_dir: Path, symbols: list[str]) -> dict:
     for item in summary.get("per_symbol", []):
         item["max_traders"] = per_symbol.get(item.get("symbol"), item.get("max_traders", 0))
     return summary
-
-
-def _summary_table(s: dict) -> str:
-    rows = [
-        ("symbol", s.get("symbol", "")),
-        ("events", f"{s.get('events', 0):,}"),
-        ("orders", f"{s.get('orders_placed', 0):,} placed, {s.get('orders_filled', 0):,} filled, "
-                   f"{s.get('orders_open', 0):,} open"),
-        ("cycles", f"{s.get('cycles', 0):,} completed"),
-        ("most traders", str(s.get("max_traders", 0))),
-        ("realized pnl", s.get("realized_pnl", "0")),
-        ("fees", s.get("fees", "0")),
-        ("position", f"{s.get('position_qty', '0')} bought for {s.get('position_cost', '0')}"),
-        ("last price", s.get("last_price") or "-"),
-        ("elapsed", f"{s['elapsed_s']:.3f} s"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

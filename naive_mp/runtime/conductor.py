@@ -12,8 +12,6 @@ trader is up, and tells the streamer the event is handled.
 import logging
 import time
 
-import zmq
-
 from naive_mp import wire
 from naive_mp.core import trader as trader_core
 from naive_mp.core.messages import OrderFilled, TradeSeen
@@ -61,11 +59,8 @@ class Conductor:
             if trader_id not in leader.state.traders:
                 return None  # given up on while we waited
             if proc is not None and proc.hello and proc.pid > 0 and sent_to != proc.pid:
-                try:
-                    leader.router.send_multipart([str(trader_id).encode(), wire.encode(wire.Handle(seq=seq, event=event))])
-                    sent_to = proc.pid
-                except zmq.ZMQError:
-                    pass  # not connected yet: try again on the next round
+                if leader.send_to(str(trader_id).encode(), wire.Handle(seq=seq, event=event)):
+                    sent_to = proc.pid  # else not connected yet: try again on the next round
             if time.monotonic() > deadline:
                 raise RuntimeError(f"lockstep: trader {leader.symbol}#{trader_id} did not handle seq {seq} in {DONE_WAIT_S:.0f} s")
             if not leader.serve(timeout_ms=50):

@@ -69,7 +69,7 @@ class Gateway:
         self.updates = publisher(self.ctx, wire.address(run_dir, "updates"))
         self.acks = self.ctx.socket(zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
-        self.control = ControlLink(run_dir)
+        self.control = ControlLink(run_dir, context=self.ctx)
         epoch = time.time_ns()
         self.updates.send(wire.GATEWAY_TOPIC + wire.encode(wire.GatewayStarted(epoch=epoch)))
         self.trades = subscriber(self.ctx, wire.address(run_dir, "trades"),
@@ -124,6 +124,9 @@ class Gateway:
             log.warning("lost %d %s trades before seq %d", batch.seq - feed.next_seq, batch.symbol, batch.seq)
         first = max(0, feed.next_seq - batch.seq) if feed.next_seq else 0
         feed.next_seq = max(feed.next_seq, batch.seq + len(batch.trades))
+        if self.spec.lockstep:  # a restarted streamer resends what was handled: say so again
+            for offset, trade in enumerate(batch.trades[:first]):
+                self._crossed(batch.symbol, batch.seq + offset, trade, [])
         for offset, trade in enumerate(batch.trades[first:], start=first):
             fills = self.exchange.on_trade(batch.symbol, trade.trade_id, trade.price)
             feed.events += 1
@@ -131,9 +134,13 @@ class Gateway:
             for fill in fills:
                 self._publish_fill(batch.symbol, fill)
             if self.spec.lockstep:
-                crossed = wire.Crossed(symbol=batch.symbol, seq=batch.seq + offset, trade=trade, fills=fills)
-                self.updates.send(wire.lockstep_topic(batch.symbol) + wire.encode(crossed))
-                self.acks.send(wire.encode(wire.Handled(role="gateway", symbol=batch.symbol, seq=batch.seq + offset)))
+                self._crossed(batch.symbol, batch.seq + offset, trade, fills)
+
+    def _crossed(self, symbol: str, seq: int, trade: wire.Trade, fills: list[OrderFilled]) -> None:
+        """Lockstep: the symbol's leader conducts its traders from here."""
+        crossed = wire.Crossed(symbol=symbol, seq=seq, trade=trade, fills=fills)
+        self.updates.send(wire.lockstep_topic(symbol) + wire.encode(crossed))
+        self.acks.send(wire.encode(wire.Handled(role="gateway", symbol=symbol, seq=seq)))
 
     def _publish_fill(self, symbol: str, fill: OrderFilled) -> None:
         trader_id = self.exchange.orders[fill.order_id].trader_id

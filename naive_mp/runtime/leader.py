@@ -78,17 +78,19 @@ class LeaderProcess:
             return
         # Trader ids are unique for the life of the run directory: the counter survives us.
         self.state = replace(self.state, next_trader_id=saved.get("next_trader_id", 1))
-        self.max_traders = saved.get("max_traders", 0)
+        if saved.get("run_id") == self.spec.run_id:  # a restart within this run
+            self.max_traders = saved.get("max_traders", 0)
 
     def _save(self) -> None:
-        data = {"next_trader_id": self.state.next_trader_id, "max_traders": self.max_traders}
+        data = {"next_trader_id": self.state.next_trader_id, "max_traders": self.max_traders,
+                "run_id": self.spec.run_id}
         write_atomically(self._state_path(), json.dumps(data))
 
     # -- boot and loop ------------------------------------------------------------------------
 
     def run(self) -> int:
         set_title(f"leader {self.symbol}")
-        self.signals = SignalQueue((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
+        self.signals = SignalQueue((signal.SIGTERM, signal.SIGCHLD))
         self.ctx = zmq.Context()
         run_dir = self.spec.run_dir
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -97,7 +99,7 @@ class LeaderProcess:
         self.router.bind(wire.address(run_dir, wire.leader_socket(self.symbol)))
         self.acks = self.ctx.socket(zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
-        self.control = ControlLink(run_dir)
+        self.control = ControlLink(run_dir, context=self.ctx)
         if self.spec.lockstep:
             from naive_mp.runtime.conductor import Conductor
             self.conductor = Conductor(self)
@@ -170,10 +172,20 @@ class LeaderProcess:
             if message.req_id > proc.last_req_id:  # a resend of an old report changes nothing
                 proc.last_req_id, proc.orders = message.req_id, message.orders
                 self.report(message.state)
-            self.router.send_multipart([identity, wire.encode(wire.Ack(req_id=message.req_id))])
+            self.send_to(identity, wire.Ack(req_id=message.req_id))
         elif isinstance(message, wire.Done) and self.conductor is not None:
             proc.orders = message.orders
             self.conductor.on_done(int(identity), message)
+
+    def send_to(self, identity: bytes, message) -> bool:
+        """Send to one trader; False when it is not connected (it died, or is not up yet)."""
+        try:
+            self.router.send_multipart([identity, wire.encode(message)])
+            return True
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            return False
 
     def _on_feed(self, frame: bytes) -> None:
         try:
@@ -215,8 +227,10 @@ class LeaderProcess:
             self.apply(RebuyRequested(trader_id=state.trader_id))
 
     def apply(self, event) -> None:
-        before = self.state.next_trader_id
+        before = self.state
         self.state, commands = core.step(self.state, event)
+        for trader_id in before.traders.keys() - self.state.traders.keys():
+            self._retire(trader_id)
         for command in commands:
             if isinstance(command, Notice):
                 log.log(LEVELS[command.level], "%s", command.text)
@@ -225,9 +239,15 @@ class LeaderProcess:
             elif isinstance(command, SymbolStopped):
                 log.info("%s: no trader left after shutdown", self.symbol)
         self.max_traders = max(self.max_traders, len(self.state.traders))
-        if self.state.next_trader_id != before:
+        if self.state.next_trader_id != before.next_trader_id:
             self._save()
         self._start_due()
+
+    def _retire(self, trader_id: int) -> None:
+        """A trader that left the policy's cache (finished, failed, given up) is stopped."""
+        proc = self.procs.get(trader_id)
+        if proc is not None and proc.pid > 0:
+            _signal(proc.pid, signal.SIGTERM)
 
     def _start_due(self) -> None:
         now = time.monotonic()

@@ -12,7 +12,9 @@ import signal
 class SignalQueue:
     """Records `signals` as they arrive; `fd` becomes readable on each one."""
 
-    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
+    # Children leave SIGINT ignored: Ctrl-C reaches the whole process group, and the
+    # supervisor alone orders the shutdown (gateway last).
+    def __init__(self, signals=(signal.SIGTERM,)):
         self.pending: list[int] = []
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
@@ -30,6 +32,10 @@ class SignalQueue:
 
     def take(self) -> list[int]:
         """The signals received since the last call, oldest first."""
+        # The handler has always run by the time a poll returns to Python, so an
+        # empty queue means an empty pipe: no read (no system call) on the hot path.
+        if not self.pending:
+            return []
         try:
             while os.read(self._read, 512):
                 pass

@@ -75,7 +75,7 @@ class Streamer:
         self.acks = self.ctx.socket(zmq.PULL)
         self.acks.setsockopt(zmq.RCVHWM, HWM)
         self.acks.bind(wire.address(self.spec.run_dir, "acks"))
-        self.control = ControlLink(self.spec.run_dir)
+        self.control = ControlLink(self.spec.run_dir, context=self.ctx)
         self.poller = zmq.Poller()
         for sock in (self.pub, self.acks):
             self.poller.register(sock, zmq.POLLIN)
@@ -84,12 +84,13 @@ class Streamer:
         try:
             self._wait_ready()
             self._replay()
-            return 0
         except Stopped:
-            return 0
+            self._save_position(force=True)  # a stopped replay resumes here on the next start
+        else:  # the replay is over: the next start replays from the beginning
+            self._position_path().unlink(missing_ok=True)
         finally:
-            self._save_position(force=True)
             self.ctx.destroy(linger=1000)
+        return 0
 
     def _expected_ready(self) -> set:
         resumed = self.position["tape"] or self.position["offset"]
@@ -168,7 +169,7 @@ class Streamer:
                 self._wait_handled({symbol: seq})
             i = end
             self.position["offset"] = i
-            self._save_position(force=self.spec.lockstep)  # lockstep resumes exactly after a handled trade
+            self._save_position()
             self._serve(timeout_ms=0)
 
     def _publish(self, symbol: str, message) -> None:

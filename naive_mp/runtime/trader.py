@@ -110,9 +110,9 @@ class TraderProcess:
         decode_stream = wire.Decoder("trades", wire.StreamMessage)
         decode_update = wire.Decoder("updates", wire.UpdateMessage)
         decode_leader = wire.Decoder(f"leader-{self.state.symbol}", wire.LeaderToTrader)
+        # A finished trader waits for its leader to stop it: the leader owns every
+        # trader's life, so an exit it did not ask for is always a death.
         while True:
-            if self.state.phase in FINAL_PHASES and self.unacked is None:
-                return 0
             for signum in self.signals.take():
                 log.info("%s: stopping on signal %d in %s", self.state.label, signum, self.state.phase)
                 return 0
