@@ -9,6 +9,8 @@ naming the socket instead of reaching the core. Core events and commands
 from decimal import Decimal
 from pathlib import Path
 
+import logging
+
 import msgspec
 
 from naive_mp.core.messages import (
@@ -19,6 +21,8 @@ from naive_mp.core.messages import (
 )
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.core.state import TraderState
+
+log = logging.getLogger("naive_mp.wire")
 
 # -- where every socket lives (all inside the run directory, mode 0700) ------
 
@@ -297,8 +301,16 @@ class Decoder:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise WireError(f"rogue message on the {self.socket_name} socket: {exc}") from None
 
+    def or_drop(self, frame: bytes):
+        """The message, or None after a warning naming the socket: a rogue frame never crashes a process."""
+        try:
+            return self(frame)
+        except WireError as exc:
+            log.warning("%s (dropped)", exc)
+            return None
+
 
 def split_topic(frame: bytes) -> tuple[bytes, bytes]:
     """(topic including its trailing space, payload) of a one-frame PUB message."""
-    cut = frame.index(b" ") + 1
+    cut = frame.find(b" ") + 1  # no space: no topic, and the payload will not decode
     return frame[:cut], frame[cut:]

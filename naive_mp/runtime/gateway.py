@@ -97,7 +97,7 @@ class Gateway:
                 if sock is self.router:
                     self._on_request(decode_request)
                 elif sock is self.trades:
-                    self._on_stream(decode_stream(wire.split_topic(self.trades.recv())[1]))
+                    self._on_stream(decode_stream.or_drop(wire.split_topic(self.trades.recv())[1]))
                 elif sock is self.updates:
                     welcome(self.updates)
         self._drain_requests(decode_request)
@@ -150,12 +150,11 @@ class Gateway:
     # -- requests -----------------------------------------------------------------
 
     def _on_request(self, decode_request) -> None:
-        identity, frame = self.router.recv_multipart()
-        try:
-            request = decode_request(frame)
-        except wire.WireError as exc:
-            log.warning("%s", exc)
+        frames = self.router.recv_multipart()
+        request = decode_request.or_drop(frames[-1]) if len(frames) == 2 else None
+        if request is None:
             return
+        identity = frames[0]
         reply = self._answer(request)
         self.router.send_multipart([identity, wire.encode(reply)])
 

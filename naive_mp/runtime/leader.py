@@ -144,8 +144,9 @@ class LeaderProcess:
         self._check_end()
         for sock, _ in self.poller.poll(timeout_ms):
             if sock is self.router:
-                identity, frame = self.router.recv_multipart()
-                self._on_trader(identity, frame)
+                frames = self.router.recv_multipart()
+                if len(frames) == 2:
+                    self._on_trader(*frames)
             elif sock is self.feed:
                 self._on_feed(wire.split_topic(self.feed.recv())[1])
         return True
@@ -153,10 +154,8 @@ class LeaderProcess:
     # -- messages -------------------------------------------------------------------------
 
     def _on_trader(self, identity: bytes, frame: bytes) -> None:
-        try:
-            message = self.decode_trader(frame)
-        except wire.WireError as exc:
-            log.warning("%s", exc)
+        message = self.decode_trader.or_drop(frame)
+        if message is None:
             return
         proc = self.procs.get(int(identity)) if identity.isdigit() else None
         if proc is None:
@@ -188,11 +187,7 @@ class LeaderProcess:
             return False
 
     def _on_feed(self, frame: bytes) -> None:
-        try:
-            message = self.decode_feed(frame)
-        except wire.WireError as exc:
-            log.warning("%s", exc)
-            return
+        message = self.decode_feed.or_drop(frame)
         if isinstance(message, wire.Welcome):
             self.feed_live = True
             self._maybe_ready()

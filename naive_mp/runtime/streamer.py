@@ -118,14 +118,10 @@ class Streamer:
                 self._on_ack(self.acks.recv())
 
     def _on_ack(self, frame: bytes) -> None:
-        try:
-            ack = self.decode_ack(frame)
-        except wire.WireError as exc:
-            log.warning("%s", exc)
-            return
+        ack = self.decode_ack.or_drop(frame)
         if isinstance(ack, wire.Ready):
             self.ready.add((ack.role, ack.symbol))
-        else:
+        elif ack is not None:
             key = (ack.role, ack.symbol)
             self.handled[key] = max(self.handled.get(key, 0), ack.seq)
 

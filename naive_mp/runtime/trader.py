@@ -119,11 +119,11 @@ class TraderProcess:
             self._resend_report()
             for sock, _ in self.poller.poll(REPORT_RETRY_S * 1000 / 4):
                 if sock is self.leader:
-                    self._on_leader(decode_leader(self.leader.recv()))
+                    self._on_leader(decode_leader.or_drop(self.leader.recv()))
                 elif not self.spec.lockstep and sock is self.trades:
-                    self._on_stream(decode_stream(wire.split_topic(self.trades.recv())[1]))
+                    self._on_stream(decode_stream.or_drop(wire.split_topic(self.trades.recv())[1]))
                 elif not self.spec.lockstep and sock is self.updates:
-                    self._on_update(decode_update(wire.split_topic(self.updates.recv())[1]))
+                    self._on_update(decode_update.or_drop(wire.split_topic(self.updates.recv())[1]))
 
     def _on_stream(self, message) -> None:
         if not isinstance(message, wire.TradeBatch):

@@ -79,3 +79,25 @@ def test_second_start_on_the_same_run_dir_is_refused(running, tmp_path):
     result = naive_mp("start", "--replay", tape, *FILTERS, "--run-dir", t.run_dir, timeout=30)
     assert result.returncode == 1
     assert "another naive-mp supervisor" in result.stderr and str(t.proc.pid) in result.stderr
+
+
+def test_rogue_frames_are_named_and_dropped(running):
+    import zmq
+
+    t = running
+    t.wait_for(lambda: len(t.processes("trader")) >= 1)
+    gateway_pid = t.processes("gateway")[0]["pid"]
+    ctx = zmq.Context()
+    try:
+        for name, kind in (("gateway", zmq.DEALER), ("acks", zmq.PUSH)):
+            sock = ctx.socket(kind)
+            sock.setsockopt(zmq.LINGER, 1000)
+            sock.connect(f"ipc://{t.run_dir / (name + '.sock')}")
+            sock.send(b"\x93not a message")
+            sock.close()
+    finally:
+        ctx.term()
+    t.wait_for(lambda: "rogue message on the gateway socket" in t.log()
+               and "rogue message on the acks socket" in t.log())
+    time.sleep(0.5)
+    assert alive(gateway_pid) and t.processes("gateway")[0]["pid"] == gateway_pid
