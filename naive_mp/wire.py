@@ -84,9 +84,13 @@ class TradeBatch(Wire):
 
 
 class Welcome(Wire):
-    """Published when a subscription arrives: a subscriber that receives it is live."""
+    """Published when a subscription arrives: a subscriber that receives it is live.
+
+    `last_seq` is set once the topic's stream has ended: a late subscriber has nothing to wait for.
+    """
 
     topic: str
+    last_seq: int | None = None
 
 
 class StreamEnded(Wire):
@@ -196,6 +200,12 @@ class Report(Wire):
     orders: int = 0
 
 
+class Drained(Wire):
+    """Free-running: the trader handled every trade up to the end of the stream."""
+
+    seq: int
+
+
 class Ack(Wire):
     req_id: int
 
@@ -276,7 +286,7 @@ StreamMessage = TradeBatch | Welcome | StreamEnded
 AckMessage = Ready | Handled
 GatewayRequest = Place | Query | Cancel
 UpdateMessage = Filled | GatewayStarted | Welcome | Crossed
-TraderToLeader = Hello | Report | Done
+TraderToLeader = Hello | Report | Done | Drained
 LeaderToTrader = Ack | Handle
 ControlMessage = Heartbeat | StatusRequest | StopRequest
 ControlReply = StatusReply | StopReply

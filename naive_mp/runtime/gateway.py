@@ -78,7 +78,7 @@ class Gateway:
             self._loop()
         finally:
             self._write_results()
-            self.ctx.destroy(linger=1000)
+            self.ctx.destroy(linger=0)  # stopped last: every peer is gone, nothing waits for us
         return 0
 
     def _loop(self) -> None:

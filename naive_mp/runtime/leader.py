@@ -49,6 +49,7 @@ class TraderProc:
         self.orders = 0
         self.last_req_id = 0
         self.died: float | None = None  # when the previous process of this trader was reaped
+        self.drained = 0  # free-running: the end of the stream it handled everything up to
 
 
 class LeaderProcess:
@@ -120,7 +121,7 @@ class LeaderProcess:
         finally:
             self._stop_traders()
             self._save()
-            self.ctx.destroy(linger=500)
+            self.ctx.destroy(linger=0)  # traders are gone; the streamer, if any, no longer waits
         return 0
 
     def _loop(self) -> None:
@@ -172,6 +173,8 @@ class LeaderProcess:
                 proc.last_req_id, proc.orders = message.req_id, message.orders
                 self.report(message.state)
             self.send_to(identity, wire.Ack(req_id=message.req_id))
+        elif isinstance(message, wire.Drained):
+            proc.drained = max(proc.drained, message.seq)
         elif isinstance(message, wire.Done) and self.conductor is not None:
             proc.orders = message.orders
             self.conductor.on_done(int(identity), message)
@@ -206,8 +209,16 @@ class LeaderProcess:
         self.ready_sent = True
 
     def _check_end(self) -> None:
-        """Free-running, after the stream ended: ack once traders had time to drain."""
-        if self.ended_seq is not None and time.monotonic() - self.ended_at >= END_DRAIN_S:
+        """Free-running, after the stream ended: ack once every trader drained its trades.
+
+        A trader whose subscription came after the end never hears of it, so
+        the wait is bounded; traders started after the end have nothing to drain.
+        """
+        if self.ended_seq is None:
+            return
+        waiting = [p for p in self.procs.values()
+                   if p.pid > 0 and p.started < self.ended_at and p.drained < self.ended_seq]
+        if not waiting or time.monotonic() - self.ended_at >= END_DRAIN_S:
             self.acks.send(wire.encode(wire.Handled(role="leader", symbol=self.symbol, seq=self.ended_seq)))
             self.ended_seq = None
 

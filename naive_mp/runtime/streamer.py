@@ -45,6 +45,7 @@ class Streamer:
         self.position = self._load_position()  # tape index, offset in it, per-symbol seq
         self.ready: set[tuple[str, str | None]] = set()
         self.handled: dict[tuple[str, str], int] = {}
+        self.ended: dict[str, int] = {}  # symbol -> last seq, once its stream is over
         self.sent = 0
         self.started_at = time.time()
         self.next_beat = 0.0
@@ -113,7 +114,7 @@ class Streamer:
             self._beat()
         for sock, _ in self.poller.poll(timeout_ms):
             if sock is self.pub:
-                welcome(self.pub)
+                welcome(self.pub, self.ended)
             elif sock is self.acks:
                 self._on_ack(self.acks.recv())
 
@@ -145,6 +146,7 @@ class Streamer:
         took = time.monotonic() - began
         log.info("replay ended: %d trades sent in %.3f s (%.0f trades/s)", self.sent, took, self.sent / max(took, 1e-9))
         for symbol, last_seq in self.position["seq"].items():
+            self.ended[symbol] = last_seq
             self._publish(symbol, wire.StreamEnded(symbol=symbol, last_seq=last_seq))
         self._wait_handled(dict(self.position["seq"]))
 

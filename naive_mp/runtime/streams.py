@@ -25,12 +25,16 @@ def publisher(ctx: zmq.Context, address: str) -> zmq.Socket:
     return pub
 
 
-def welcome(pub: zmq.Socket) -> None:
-    """Answer the subscription message waiting on `pub` with a Welcome on its topic."""
+def welcome(pub: zmq.Socket, ended: dict[str, int] | None = None) -> None:
+    """Answer the subscription message waiting on `pub` with a Welcome on its topic.
+
+    `ended` maps the topics (symbols) whose stream is over to their last seq.
+    """
     message = pub.recv()
     if message[:1] == b"\x01":
-        topic = message[1:]
-        pub.send(topic + wire.encode(wire.Welcome(topic=topic.decode(errors="replace"))))
+        topic = message[1:].decode(errors="replace")
+        last_seq = (ended or {}).get(topic.strip())
+        pub.send(message[1:] + wire.encode(wire.Welcome(topic=topic, last_seq=last_seq)))
 
 
 def subscriber(ctx: zmq.Context, address: str, topics: list[bytes]) -> zmq.Socket:
@@ -42,8 +46,3 @@ def subscriber(ctx: zmq.Context, address: str, topics: list[bytes]) -> zmq.Socke
     for topic in topics:
         sub.setsockopt(zmq.SUBSCRIBE, topic)
     return sub
-
-
-def wait_live(sub: zmq.Socket, timeout_s: float) -> bool:
-    """Block until the first message (a Welcome) arrives; it stays queued for the caller."""
-    return bool(sub.poll(timeout_s * 1000))

@@ -32,7 +32,7 @@ from naive_mp.core.state import FINAL_PHASES, TraderState
 from naive_mp.runtime.gateway_client import GatewayClient
 from naive_mp.runtime.process import set_title
 from naive_mp.runtime.signals import SignalQueue
-from naive_mp.runtime.streams import subscriber, wait_live
+from naive_mp.runtime.streams import subscriber
 
 log = logging.getLogger("naive_mp.trader")
 
@@ -73,20 +73,37 @@ class TraderProcess:
         if not self.spec.lockstep:
             self.trades = self._subscribe("trades", [wire.trade_topic(symbol)])
             self.updates = self._subscribe("updates", [wire.update_topic(symbol, tid), wire.GATEWAY_TOPIC])
-        self._reconcile()
-        self.leader.send(wire.encode(wire.Hello(trader_id=tid, pid=os.getpid())))
         try:
+            if not self.spec.lockstep and not self._wait_live():
+                return 0
+            self._reconcile()
+            self.leader.send(wire.encode(wire.Hello(trader_id=tid, pid=os.getpid())))
             return self._loop()
         finally:
-            self.ctx.destroy(linger=1000)
+            self.ctx.destroy(linger=100)  # stopped by our leader: nothing left to deliver
 
     def _subscribe(self, name: str, topics: list[bytes]) -> zmq.Socket:
-        """A SUB socket on `name`, live once the publisher's Welcome came (or after a wait)."""
         sub = subscriber(self.ctx, wire.address(self.spec.run_dir, name), topics)
-        if not wait_live(sub, WELCOME_WAIT_S):
-            log.warning("%s: no welcome on %s after %.0f s; listening anyway", self.state.label, name, WELCOME_WAIT_S)
         self.poller.register(sub, zmq.POLLIN)
         return sub
+
+    def _wait_live(self) -> bool:
+        """Until both subscriptions are live (a Welcome is queued on each); False on SIGTERM.
+
+        Bounded: with no streamer (the replay is over, or it is restarting) we listen anyway.
+        """
+        deadline = time.monotonic() + WELCOME_WAIT_S
+        waiting = {self.trades, self.updates}
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("%s: no welcome after %.0f s; listening anyway", self.state.label, WELCOME_WAIT_S)
+                return True
+            ready = dict(self.poller.poll(left * 1000))
+            if self.signals.take():
+                return False
+            waiting -= ready.keys()
+        return True
 
     def _reconcile(self) -> None:
         """Ask the gateway about every order the state names before anything else."""
@@ -126,8 +143,11 @@ class TraderProcess:
                     self._on_update(decode_update.or_drop(wire.split_topic(self.updates.recv())[1]))
 
     def _on_stream(self, message) -> None:
+        ended = message.last_seq if isinstance(message, (wire.StreamEnded, wire.Welcome)) else None
+        if ended is not None:  # the stream is over and every trade of it handled: say so
+            self.leader.send(wire.encode(wire.Drained(seq=ended)))
         if not isinstance(message, wire.TradeBatch):
-            return  # Welcome or StreamEnded: nothing for a free-running trader to do
+            return
         first = self._unseen_offset(message)
         self.cause_ns = message.sent_ns
         for trade in message.trades[first:]:
