@@ -55,6 +55,8 @@ def lockstep_topic(symbol: str) -> bytes:
 
 
 GATEWAY_TOPIC = b"gateway "
+# Stream ends, for leaders: they need no trade, and would wake on every one under the symbol's topic.
+END_TOPIC = b"!end "
 
 
 class Wire(msgspec.Struct, frozen=True, tag=True, array_like=True):

@@ -107,7 +107,7 @@ class LeaderProcess:
             self.feed = subscriber(self.ctx, wire.address(run_dir, "updates"), [wire.lockstep_topic(self.symbol)])
             self.decode_feed = wire.Decoder("updates", wire.UpdateMessage)
         else:  # only for the end of the stream
-            self.feed = subscriber(self.ctx, wire.address(run_dir, "trades"), [wire.trade_topic(self.symbol)])
+            self.feed = subscriber(self.ctx, wire.address(run_dir, "trades"), [wire.END_TOPIC])
             self.decode_feed = wire.Decoder("trades", wire.StreamMessage)
         self.decode_trader = wire.Decoder(f"leader-{self.symbol}", wire.TraderToLeader)
         self.poller = zmq.Poller()
@@ -194,7 +194,7 @@ class LeaderProcess:
         if isinstance(message, wire.Welcome):
             self.feed_live = True
             self._maybe_ready()
-        elif isinstance(message, wire.StreamEnded):
+        elif isinstance(message, wire.StreamEnded) and message.symbol == self.symbol:
             self.ended_seq, self.ended_at = message.last_seq, time.monotonic()
         elif isinstance(message, wire.Crossed):
             self.conductor.conduct(message)

@@ -147,7 +147,9 @@ class Streamer:
         log.info("replay ended: %d trades sent in %.3f s (%.0f trades/s)", self.sent, took, self.sent / max(took, 1e-9))
         for symbol, last_seq in self.position["seq"].items():
             self.ended[symbol] = last_seq
-            self._publish(symbol, wire.StreamEnded(symbol=symbol, last_seq=last_seq))
+            ended = wire.StreamEnded(symbol=symbol, last_seq=last_seq)
+            self._publish(symbol, ended)
+            self.pub.send(wire.END_TOPIC + wire.encode(ended))
         self._wait_handled(dict(self.position["seq"]))
 
     def _stream_tape(self, tape) -> None:

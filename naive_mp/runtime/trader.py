@@ -54,6 +54,7 @@ class TraderProcess:
         self.report_sent_at = 0.0
         self.cause_ns = 0
         self.conducted = False  # lockstep: inside a Handle, the Done carries the state
+        self.reported: TraderState | None = None
 
     # -- boot -----------------------------------------------------------------
 
@@ -198,24 +199,31 @@ class TraderProcess:
     def _handle(self, event) -> None:
         before = self.state
         self.state, commands = core.step(self.state, event)
-        if self.state is not before and not self.conducted:
-            self._report()  # the leader caches the new state before its order goes out
-        if self.state.phase != before.phase:
-            set_title(self._title())
+        changed = self.state
+        # The order goes out first: it is what the tick waits for. Reporting after it is
+        # as safe: a restarted trader finds (and adopts) an order its last report missed.
         for command in commands:
             if isinstance(command, PlaceOrder):
-                self._place(command)
+                self._place(command)  # may step again: a refusal, or a retry's fill
             elif isinstance(command, RequestRebuy):
-                log.info("%s: rebuy triggered", self.state.label)
-        if self.state.phase in FINAL_PHASES and self.state.phase != before.phase:
-            log.info("%s: %s%s", self.state.label, self.state.phase,
-                     f" ({self.state.reason})" if self.state.reason else "")
+                log.info("%s: rebuy triggered", changed.label)
+        if changed is not before:
+            self._changed(before.phase, changed)
+
+    def _changed(self, old_phase: str, changed: TraderState) -> None:
+        if not self.conducted and self.state is not self.reported:
+            self._report()  # the latest state, once, however deep the steps went
+        if changed.phase != old_phase:
+            set_title(self._title())
+            if changed.phase in FINAL_PHASES:
+                log.info("%s: %s%s", changed.label, changed.phase, f" ({changed.reason})" if changed.reason else "")
 
     def _place(self, command: PlaceOrder) -> None:
-        log.info("%s: placing %s order @ %s, quantity %s", self.state.label, command.side,
-                 f"{command.price:f}", f"{command.quantity:f}")
         reply = self.gateway.place(command, self.cause_ns)
         self.orders += 1
+        log.info("%s: placed %s order @ %s, quantity %s%s", self.state.label, command.side,
+                 f"{command.price:f}", f"{command.quantity:f}",
+                 f" (refused: {reply.code} {reply.reason})" if reply.order is None else "")
         if reply.order is None:
             self._handle(OrderRejected(client_order_id=command.client_order_id, side=command.side,
                                        code=reply.code, reason=reply.reason))
@@ -225,6 +233,7 @@ class TraderProcess:
                                       price=o.price, quantity=o.quantity, trade_id=o.filled_trade_id or 0))
 
     def _report(self) -> None:
+        self.reported = self.state
         self.req_id += 1
         self.unacked = wire.Report(req_id=self.req_id, state=self.state, orders=self.orders)
         self._send_report()
