@@ -51,6 +51,7 @@ DEFAULT_TAPE = ROOT.parent / "shared" / "data" / "tapes" / "XRPUSDT-trades-2019-
 PY = sys.executable
 MIB = 1024 * 1024
 STATUS_EVERY_S = 3.0  # status polls during the latency run
+SLOW_RESTART_MS = 100.0  # a restart slower than this gets its log lines printed
 
 # The leader counts a death within this many seconds of a (re)start as "died at
 # start" (back-off, then giving up): the restart bench only kills older traders.
@@ -670,6 +671,12 @@ def kill_one(run: Run, victim: dict, leader_pid: int) -> dict | None:
         return {"label": label, "error": f"{label}: no 'back up' line within 10 s after kill -9; "
                                          f"its log lines since: {related}"}
     new_pid = int(m.group(1))
+    ours_ms = (seen_at - killed_at) * 1e3
+    evidence = []
+    if ours_ms > SLOW_RESTART_MS:  # keep the story of a slow one: the run directory is usually deleted
+        since = run.log_path.read_bytes()[offset:].decode(errors="replace").splitlines()
+        evidence = [l for l in since if label in l or " WARNING " in l or " ERROR " in l or "CRITICAL" in l
+                    or f"pid {new_pid}" in l or f" {new_pid}]" in l][:15]
     listed_at = None
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -678,7 +685,7 @@ def kill_one(run: Run, victim: dict, leader_pid: int) -> dict | None:
             listed_at = time.monotonic()
             break
         time.sleep(0.1)
-    return {"label": label, "old_pid": victim["pid"], "new_pid": new_pid, "ours_ms": (seen_at - killed_at) * 1e3,
+    return {"label": label, "old_pid": victim["pid"], "new_pid": new_pid, "ours_ms": ours_ms, "evidence": evidence,
             "leader_ms": float(m.group(2)), "restart": int(m.group(3)),
             "status_s": (listed_at - killed_at) if listed_at else None}
 
@@ -872,6 +879,11 @@ def report_restart(args, results: dict, rows: list) -> None:
                       f"max {max(listed) * 1e3:.0f} ms  (heartbeat-bound)")
             print("    slowest: " + "; ".join(f"{k['label']} {k['ours_ms']:.1f} ms (leader {k['leader_ms']:.1f})"
                                            for k in sorted(kills, key=lambda k: -k["ours_ms"])[:3]))
+        for k in kills:
+            if k["evidence"]:
+                print(f"    slow restart of {k['label']} ({k['ours_ms']:.0f} ms): its log lines since the kill:")
+                for line in k["evidence"]:
+                    print(f"      {line[:200]}")
         for f in c["failures"]:
             print(f"    FAILED: {f['error']}")
         if len(kills) >= 2:
