@@ -167,6 +167,7 @@ class GatewayReply(Wire):
 
 class Filled(Wire):
     fill: OrderFilled
+    cause_ns: int = 0  # sent_ns of the trade batch that filled it (latency of the SELL it causes)
 
 
 class Crossed(Wire):

@@ -132,7 +132,7 @@ class Gateway:
             feed.events += 1
             feed.last_trade_id, feed.last_price = trade.trade_id, trade.price
             for fill in fills:
-                self._publish_fill(batch.symbol, fill)
+                self._publish_fill(batch.symbol, fill, batch.sent_ns)
             if self.spec.lockstep:
                 self._crossed(batch.symbol, batch.seq + offset, trade, fills)
 
@@ -142,10 +142,10 @@ class Gateway:
         self.updates.send(wire.lockstep_topic(symbol) + wire.encode(crossed))
         self.acks.send(wire.encode(wire.Handled(role="gateway", symbol=symbol, seq=seq)))
 
-    def _publish_fill(self, symbol: str, fill: OrderFilled) -> None:
+    def _publish_fill(self, symbol: str, fill: OrderFilled, cause_ns: int) -> None:
         trader_id = self.exchange.orders[fill.order_id].trader_id
         log.info("%s#%d: %s %s filled @ %s", symbol, trader_id, fill.side, fill.client_order_id, f"{fill.price:f}")
-        self.updates.send(wire.update_topic(symbol, trader_id) + wire.encode(wire.Filled(fill=fill)))
+        self.updates.send(wire.update_topic(symbol, trader_id) + wire.encode(wire.Filled(fill=fill, cause_ns=cause_ns)))
 
     # -- requests -----------------------------------------------------------------
 

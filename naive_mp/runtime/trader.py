@@ -72,12 +72,14 @@ class TraderProcess:
         self.poller.register(self.leader, zmq.POLLIN)
         self.poller.register(self.signals.fd, zmq.POLLIN)
         if not self.spec.lockstep:
-            self.trades = self._subscribe("trades", [wire.trade_topic(symbol)])
+            self.trades = self._subscribe("trades", [wire.trade_topic(symbol), wire.END_TOPIC])
+            self.listening = True
             self.updates = self._subscribe("updates", [wire.update_topic(symbol, tid), wire.GATEWAY_TOPIC])
         try:
             if not self.spec.lockstep and not self._wait_live():
                 return 0
             self._reconcile()
+            self._listen_if_needed()
             self.leader.send(wire.encode(wire.Hello(trader_id=tid, pid=os.getpid())))
             return self._loop()
         finally:
@@ -143,7 +145,24 @@ class TraderProcess:
                 elif not self.spec.lockstep and sock is self.updates:
                     self._on_update(decode_update.or_drop(wire.split_topic(self.updates.recv())[1]))
 
+    def _listen_if_needed(self) -> None:
+        """Subscribe to the symbol's trades only while they can make us act.
+
+        A trader waiting for its BUY to fill, or past its rebuy, ignores every trade:
+        unsubscribed, it is not woken for each one, which leaves the CPU to those that act.
+        (The end-of-stream topic stays subscribed, to say when we are drained.)
+        """
+        if self.spec.lockstep:
+            return
+        wanted = core.acts_on_any_trade(self.state) or core.rebuy_watch(self.state) is not None
+        if wanted != self.listening:
+            option = zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE
+            self.trades.setsockopt(option, wire.trade_topic(self.state.symbol))
+            self.listening, self.next_seq = wanted, 0  # trades skipped meanwhile are no loss
+
     def _on_stream(self, message) -> None:
+        if isinstance(message, wire.StreamEnded) and message.symbol != self.state.symbol:
+            return
         ended = message.last_seq if isinstance(message, (wire.StreamEnded, wire.Welcome)) else None
         if ended is not None:  # the stream is over and every trade of it handled: say so
             self.leader.send(wire.encode(wire.Drained(seq=ended)))
@@ -152,8 +171,8 @@ class TraderProcess:
         first = self._unseen_offset(message)
         self.cause_ns = message.sent_ns
         for trade in message.trades[first:]:
-            if self.state.phase in FINAL_PHASES:
-                return
+            if not self.listening or self.state.phase in FINAL_PHASES:
+                return  # queued before we unsubscribed
             watch = core.rebuy_watch(self.state)
             if core.acts_on_any_trade(self.state) or (watch is not None and trade.price < watch):
                 self._handle(TradeSeen(symbol=message.symbol, trade_id=trade.trade_id,
@@ -170,6 +189,7 @@ class TraderProcess:
 
     def _on_update(self, message) -> None:
         if isinstance(message, wire.Filled):
+            self.cause_ns = message.cause_ns
             self._on_fill(message.fill)
         elif isinstance(message, wire.GatewayStarted):
             log.warning("%s: gateway restarted; checking orders", self.state.label)
@@ -213,6 +233,7 @@ class TraderProcess:
     def _changed(self, old_phase: str, changed: TraderState) -> None:
         if not self.conducted and self.state is not self.reported:
             self._report()  # the latest state, once, however deep the steps went
+        self._listen_if_needed()
         if changed.phase != old_phase:
             set_title(self._title())
             if changed.phase in FINAL_PHASES:
