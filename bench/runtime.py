@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -714,7 +715,10 @@ def code_version() -> str:
                                text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown (no git)"
-    return f"{head or '?'}" + (f" + {len(dirty.splitlines())} uncommitted file(s) in naive_mp/" if dirty else "")
+    if not dirty:
+        return head or "?"
+    diff = subprocess.run(["git", "diff", "HEAD", "--", "naive_mp"], cwd=ROOT, capture_output=True, timeout=10).stdout
+    return f"{head or '?'} + {len(dirty.splitlines())} uncommitted file(s) in naive_mp/ (diff {zlib.crc32(diff):08x})"
 
 
 def report_latency(args, results: dict, rows: list) -> None:
@@ -746,9 +750,6 @@ def report_latency(args, results: dict, rows: list) -> None:
                     "streamer->gateway, fill->trader, order->gateway"
                 print(f"      {side:4} orders           n={len(values):5d}  p50 {ms(values, 50)} ms  "
                       f"p99 {ms(values, 99)} ms   ({hops})")
-            print("      (a SELL's cause is the last trade batch its trader had read when the fill came; when the "
-                  "fill overtakes\n       the batch that matched it, that is the batch before, and the SELL's "
-                  "latency counts the gap between them)")
         else:
             print(f"      by side: {by_side}")
         r = a["relay"]
@@ -950,7 +951,10 @@ def report(args, results: dict, elapsed: float) -> None:
     rows: list = []  # (figure, measured, target, verdict)
     print()
     print(f"naive-mp runtime bench: tape {args.tape.name}; {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {elapsed:.0f} s in all; code {code_version()}")
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {elapsed:.0f} s in all")
+    now = code_version()
+    print(f"code measured: {args.code_at_start}" + ("" if now == args.code_at_start else
+                                                     f"; CHANGED during the bench, now {now}"))
 
     for section in (report_latency, report_throughput, report_restart, report_memory, report_logs):
         section(args, results, rows)
@@ -1013,6 +1017,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, _interrupt)  # also when started in the background with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
+    args.code_at_start = code_version()
     base = Path(tempfile.mkdtemp(prefix="nmp-bench-"))
     began = time.monotonic()
     results: dict = {}
