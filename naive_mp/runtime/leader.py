@@ -50,6 +50,7 @@ class TraderProc:
         self.last_req_id = 0
         self.died: float | None = None  # when the previous process of this trader was reaped
         self.drained = 0  # free-running: the end of the stream it handled everything up to
+        self.retired = False  # finished: asked to stop, no longer counted or listed
 
 
 class LeaderProcess:
@@ -159,8 +160,11 @@ class LeaderProcess:
         if message is None:
             return
         proc = self.procs.get(int(identity)) if identity.isdigit() else None
-        if proc is None:
-            log.warning("%s: message from unknown trader %r dropped", self.symbol, identity)
+        if proc is None or proc.retired:
+            # a retired trader's last messages may still arrive; anything else is odd
+            retired = proc is not None or (identity.isdigit() and int(identity) < self.state.next_trader_id)
+            log.log(logging.DEBUG if retired else logging.WARNING,
+                    "%s: message from %s trader %r dropped", self.symbol, "retired" if retired else "unknown", identity)
             return
         if isinstance(message, wire.Hello):
             proc.hello = True
@@ -217,7 +221,7 @@ class LeaderProcess:
         if self.ended_seq is None:
             return
         waiting = [p for p in self.procs.values()
-                   if p.pid > 0 and p.started < self.ended_at and p.drained < self.ended_seq]
+                   if p.pid > 0 and not p.retired and p.started < self.ended_at and p.drained < self.ended_seq]
         if not waiting or time.monotonic() - self.ended_at >= END_DRAIN_S:
             self.acks.send(wire.encode(wire.Handled(role="leader", symbol=self.symbol, seq=self.ended_seq)))
             self.ended_seq = None
@@ -253,6 +257,7 @@ class LeaderProcess:
         """A trader that left the policy's cache (finished, failed, given up) is stopped."""
         proc = self.procs.get(trader_id)
         if proc is not None and proc.pid > 0:
+            proc.retired = True
             _signal(proc.pid, signal.SIGTERM)
 
     def _start_due(self) -> None:
@@ -303,7 +308,7 @@ class LeaderProcess:
             wire.ProcessInfo(role="trader", pid=p.pid, symbol=self.symbol, trader_id=tid,
                              state=self.state.traders[tid].phase if tid in self.state.traders else "",
                              orders=p.orders, restarts=p.restarts, started_at=p.started_at)
-            for tid, p in sorted(self.procs.items()) if p.pid > 0
+            for tid, p in sorted(self.procs.items()) if p.pid > 0 and not p.retired
         ]
         info = wire.ProcessInfo(role="leader", pid=os.getpid(), symbol=self.symbol,
                                 state=f"{len(self.state.traders)} traders", started_at=self.started_at)

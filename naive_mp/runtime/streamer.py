@@ -113,8 +113,8 @@ class Streamer:
         if time.monotonic() >= self.next_beat:
             self._beat()
         for sock, _ in self.poller.poll(timeout_ms):
-            if sock is self.pub:
-                welcome(self.pub, self.ended)
+            if sock is self.pub and welcome(self.pub, self.ended) == wire.END_TOPIC:
+                self._announce_ends()  # a leader (re)started after the end must hear of it too
             elif sock is self.acks:
                 self._on_ack(self.acks.recv())
 
@@ -147,9 +147,8 @@ class Streamer:
         log.info("replay ended: %d trades sent in %.3f s (%.0f trades/s)", self.sent, took, self.sent / max(took, 1e-9))
         for symbol, last_seq in self.position["seq"].items():
             self.ended[symbol] = last_seq
-            ended = wire.StreamEnded(symbol=symbol, last_seq=last_seq)
-            self._publish(symbol, ended)
-            self.pub.send(wire.END_TOPIC + wire.encode(ended))
+            self._publish(symbol, wire.StreamEnded(symbol=symbol, last_seq=last_seq))
+        self._announce_ends()
         self._wait_handled(dict(self.position["seq"]))
 
     def _stream_tape(self, tape) -> None:
@@ -171,6 +170,10 @@ class Streamer:
             self.position["offset"] = i
             self._save_position()
             self._serve(timeout_ms=0)
+
+    def _announce_ends(self) -> None:
+        for symbol, last_seq in self.ended.items():
+            self.pub.send(wire.END_TOPIC + wire.encode(wire.StreamEnded(symbol=symbol, last_seq=last_seq)))
 
     def _publish(self, symbol: str, message) -> None:
         self.pub.send(wire.trade_topic(symbol) + wire.encode(message))

@@ -25,16 +25,19 @@ def publisher(ctx: zmq.Context, address: str) -> zmq.Socket:
     return pub
 
 
-def welcome(pub: zmq.Socket, ended: dict[str, int] | None = None) -> None:
+def welcome(pub: zmq.Socket, ended: dict[str, int] | None = None) -> bytes | None:
     """Answer the subscription message waiting on `pub` with a Welcome on its topic.
 
     `ended` maps the topics (symbols) whose stream is over to their last seq.
+    Returns the topic subscribed to (None for an unsubscription).
     """
     message = pub.recv()
-    if message[:1] == b"\x01":
-        topic = message[1:].decode(errors="replace")
-        last_seq = (ended or {}).get(topic.strip())
-        pub.send(message[1:] + wire.encode(wire.Welcome(topic=topic, last_seq=last_seq)))
+    if message[:1] != b"\x01":
+        return None
+    topic = message[1:].decode(errors="replace")
+    last_seq = (ended or {}).get(topic.strip())
+    pub.send(message[1:] + wire.encode(wire.Welcome(topic=topic, last_seq=last_seq)))
+    return message[1:]
 
 
 def subscriber(ctx: zmq.Context, address: str, topics: list[bytes]) -> zmq.Socket:

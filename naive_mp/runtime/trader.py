@@ -68,6 +68,8 @@ class TraderProcess:
         self.leader.setsockopt(zmq.IDENTITY, str(tid).encode())  # the leader addresses us by id
         self.leader.connect(wire.address(run_dir, wire.leader_socket(symbol)))
         self.gateway = GatewayClient(self.ctx, run_dir)
+        self.decoders = (wire.Decoder("trades", wire.StreamMessage), wire.Decoder("updates", wire.UpdateMessage),
+                         wire.Decoder(f"leader-{symbol}", wire.LeaderToTrader))
         self.poller = zmq.Poller()
         self.poller.register(self.leader, zmq.POLLIN)
         self.poller.register(self.signals.fd, zmq.POLLIN)
@@ -80,10 +82,28 @@ class TraderProcess:
                 return 0
             self._reconcile()
             self._listen_if_needed()
+            self._warm_up()
             self.leader.send(wire.encode(wire.Hello(trader_id=tid, pid=os.getpid())))
             return self._loop()
         finally:
             self.ctx.destroy(linger=100)  # stopped by our leader: nothing left to deliver
+
+    def _warm_up(self) -> None:
+        """Run the order path once before saying hello, with nothing sent.
+
+        In a fresh fork every first touch of the inherited heap is a copy-on-write
+        fault: measured here, the first log line took ~400 us and the first core
+        step ~90 us, against ~45 and ~12 warm. Paid now, not on the first tick.
+        """
+        probe = core.fresh_trader(self.state.symbol, self.state.trader_id, self.state.settings, self.state.filters)
+        price = self.state.plan.buy_price if self.state.plan else self.state.filters.tick_size * 100_000
+        batch = wire.TradeBatch(symbol=probe.symbol, seq=1, sent_ns=0, trades=[wire.Trade(0, price, 0)])
+        (trade,) = self.decoders[0](wire.encode(batch)).events()
+        _, commands = core.step(probe, trade)
+        for command in commands:
+            wire.encode(wire.Place(req_id=0, order=command, cause_ns=time.monotonic_ns()))
+        wire.encode(wire.Report(req_id=0, state=self.state))
+        log.info("%s: up (pid %d) in %s", self.state.label, os.getpid(), self.state.phase)
 
     def _subscribe(self, name: str, topics: list[bytes]) -> zmq.Socket:
         sub = subscriber(self.ctx, wire.address(self.spec.run_dir, name), topics)
@@ -127,9 +147,7 @@ class TraderProcess:
     # -- the loop -------------------------------------------------------------
 
     def _loop(self) -> int:
-        decode_stream = wire.Decoder("trades", wire.StreamMessage)
-        decode_update = wire.Decoder("updates", wire.UpdateMessage)
-        decode_leader = wire.Decoder(f"leader-{self.state.symbol}", wire.LeaderToTrader)
+        decode_stream, decode_update, decode_leader = self.decoders
         # A finished trader waits for its leader to stop it: the leader owns every
         # trader's life, so an exit it did not ask for is always a death.
         while True:
