@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 
+from naive_mp.core.money import parse_decimal
 from naive_mp.core.settings import (
     FILTER_KEYS,
     SETTING_KEYS,
@@ -112,9 +113,9 @@ def filters_for(config: Config, symbol: str, given: dict[str, str | None]) -> tu
             notes.append(f"{symbol}: no {key} given, counting it as 0")
             continue
         try:
-            values[key] = Decimal(str(raw).strip())
-        except ArithmeticError:
-            raise ConfigError(f"{symbol}: {key} {raw!r} is not a decimal number") from None
+            values[key] = parse_decimal(str(raw), key)
+        except ValueError as exc:
+            raise ConfigError(f"{symbol}: {exc}") from None
     try:
         return Filters(**values), notes
     except SettingError as exc:

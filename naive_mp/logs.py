@@ -3,6 +3,9 @@
 import logging
 import sys
 
+# Log levels by the names the pure core uses in its Notice commands.
+LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # Many processes share one log file: each line names its process ("[leader XRPUSDT 1234]").
 PROCESS_FORMAT = "%(asctime)s %(levelname)-7s [%(proc)s %(process)d] %(name)s: %(message)s"

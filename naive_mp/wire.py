@@ -26,9 +26,6 @@ log = logging.getLogger("naive_mp.wire")
 
 # -- where every socket lives (all inside the run directory, mode 0700) ------
 
-SOCKETS = ("control", "trades", "acks", "gateway", "updates")
-
-
 def address(run_dir: str | Path, name: str) -> str:
     """ipc:// address of socket `name` (e.g. "trades", "leader-XRPUSDT")."""
     return f"ipc://{Path(run_dir) / (name + '.sock')}"
@@ -54,7 +51,6 @@ def lockstep_topic(symbol: str) -> bytes:
     return f"{symbol}! ".encode()
 
 
-GATEWAY_TOPIC = b"gateway "
 # Stream ends, for leaders: they need no trade, and would wake on every one under the symbol's topic.
 END_TOPIC = b"!end "
 
@@ -179,15 +175,6 @@ class Crossed(Wire):
     fills: list[OrderFilled]
 
 
-class GatewayStarted(Wire):
-    """Published when a (re)started gateway is up; traders then check their orders."""
-
-    epoch: int
-
-
-# -- leader ROUTER (traders <-> their leader) ----------------------------------
-
-
 class Hello(Wire):
     """A trader process is up (and, free-running, receiving its trades)."""
 
@@ -288,7 +275,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
 StreamMessage = TradeBatch | Welcome | StreamEnded
 AckMessage = Ready | Handled
 GatewayRequest = Place | Query | Cancel
-UpdateMessage = Filled | GatewayStarted | Welcome | Crossed
+UpdateMessage = Filled | Welcome | Crossed
 TraderToLeader = Hello | Report | Done | Drained
 LeaderToTrader = Ack | Handle
 ControlMessage = Heartbeat | StatusRequest | StopRequest

@@ -100,3 +100,35 @@ def test_config_file_supplies_filters_and_settings(tape, tmp_path):
     result = naive_mp("backtest", tape(good_lines(3)), "--config", config, "--json")
     assert result.returncode == 0, result.stderr
     assert '"events": 3' in result.stdout
+
+
+def test_unwritable_orders_out_is_refused_before_any_work(tape, tmp_path):
+    result = naive_mp("backtest", tape(good_lines(3)), *FILTERS, "--orders-out", tmp_path / "nope" / "o.csv")
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "budget=1e999999"], "budget: 1E+999999 is out of range"),
+    (["--tick-size", "nan"], "tick_size: 'nan' is not a finite number"),
+])
+def test_absurd_numbers_are_refused_by_name(tape, args, message):
+    result = naive_mp("backtest", tape(good_lines(3)), *FILTERS, *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_start_reports_a_malformed_tape_before_forking(tape, tmp_path):
+    bad = tape(good_lines(2) + "3,abc,1,1,1559347200493,True,True\n")
+    result = naive_mp("start", "--replay", bad, *FILTERS, "--exit-at-end", "--run-dir", tmp_path / "run")
+    assert result.returncode == 1 and ":3: price 'abc'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_symbols_with_different_fees_are_refused(tmp_path):
+    config = tmp_path / "fees.toml"
+    config.write_text('[symbols.AAAUSDT]\nfee = "0.002"\n')
+    a = tmp_path / "AAAUSDT-trades-2024-01-01.csv"
+    b = tmp_path / "BBBUSDT-trades-2024-01-01.csv"
+    a.write_text(good_lines(2))
+    b.write_text(good_lines(2))
+    result = naive_mp("backtest", a, b, *FILTERS, "--config", config)
+    assert result.returncode == 2 and "fee:" in result.stderr and "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ every event in full; the orders are the same either way (tested).
 import logging
 from decimal import Decimal
 
+from naive_mp import logs
 from naive_mp.backtest.tape import Tape
 from naive_mp.core import leader as leader_core
 from naive_mp.core import trader as trader_core
@@ -40,7 +41,6 @@ log = logging.getLogger("naive_mp.backtest")
 trader_log = logging.getLogger("naive_mp.trader")
 leader_log = logging.getLogger("naive_mp.leader")
 
-LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # Phases in which a trader reacts to a plain trade event.
 ACTS_ON_TRADES = frozenset({"NEW", "SELL_PLACED"})
 
@@ -150,7 +150,7 @@ class Backtest:
             run.leader, commands = leader_core.step(run.leader, event)
             for command in commands:
                 if isinstance(command, Notice):
-                    leader_log.log(LEVELS[command.level], "%s", command.text)
+                    leader_log.log(logs.LEVELS[command.level], "%s", command.text)
                 # StartTrader: the new trader is in the leader's cache and acts from
                 # the next event; SymbolStopped: nothing runs that needs stopping.
         run.max_traders = max(run.max_traders, len(run.leader.traders))

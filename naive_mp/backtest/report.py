@@ -45,19 +45,20 @@ def summarize(symbol: str, orders: list[Order], fee: Decimal, events: int,
         if order.status != "FILLED":
             continue
         s.orders_filled += 1
-        s.fees += EXACT.multiply(fee, EXACT.multiply(order.price, order.quantity))
+        s.fees = EXACT.add(s.fees, EXACT.multiply(fee, EXACT.multiply(order.price, order.quantity)))
         cycle_key = (order.trader_id, order.client_order_id[:-2])  # same trader and cycle
         if order.side == "BUY":
             filled_buys[cycle_key] = order
         else:
             filled_sells.append(order)
     for sell in filled_sells:
-        buy = filled_buys.pop((sell.trader_id, sell.client_order_id[:-2]))
         s.cycles += 1
-        s.realized_pnl += _cycle_pnl(buy, sell, fee)
+        buy = filled_buys.pop((sell.trader_id, sell.client_order_id[:-2]), None)
+        if buy is not None:  # None only if the exchange forgot the BUY (a paper book lost in a crash)
+            s.realized_pnl = EXACT.add(s.realized_pnl, _cycle_pnl(buy, sell, fee))
     for buy in filled_buys.values():
-        s.position_qty += buy.quantity
-        s.position_cost += EXACT.multiply(buy.price, buy.quantity)
+        s.position_qty = EXACT.add(s.position_qty, buy.quantity)
+        s.position_cost = EXACT.add(s.position_cost, EXACT.multiply(buy.price, buy.quantity))
     return s
 
 
@@ -74,7 +75,9 @@ def combine(summaries: list[Summary]) -> Summary:
     for s in summaries:
         for key in ("events", "orders_placed", "orders_filled", "orders_open", "cycles",
                     "realized_pnl", "fees", "position_qty", "position_cost"):
-            setattr(total, key, getattr(total, key) + getattr(s, key))
+            value = getattr(s, key)
+            add = EXACT.add if isinstance(value, Decimal) else int.__add__
+            setattr(total, key, add(getattr(total, key), value))
         total.max_traders = max(total.max_traders, s.max_traders)
     if len(summaries) == 1:
         total.last_price = summaries[0].last_price

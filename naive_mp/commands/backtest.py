@@ -8,7 +8,7 @@ import click
 from naive_mp.backtest.report import orders_csv, summary_dict, write_atomically
 from naive_mp.backtest.run import Result, run_backtest
 from naive_mp.backtest.tape import TapeError, symbol_from_path
-from naive_mp.commands.common import resolve_strategy, strategy_options, summary_table
+from naive_mp.commands.common import check_output, resolve_strategy, strategy_options, summary_table
 from naive_mp.logs import setup_logging
 
 
@@ -21,6 +21,7 @@ from naive_mp.logs import setup_logging
 def backtest(tapes, symbol, config_path, set_pairs, verbose, orders_out, as_json, **filter_values):
     """Trade TAPE... (Binance trades .csv or .zip) with the paper exchange, in order."""
     setup_logging(logging.INFO if verbose else logging.WARNING)
+    check_output(orders_out)
     try:
         symbols = [symbol.upper() if symbol else symbol_from_path(path) for path in tapes]
     except TapeError as exc:

@@ -2,6 +2,8 @@
 
 import functools
 import logging
+import os
+from pathlib import Path
 
 import click
 
@@ -46,7 +48,22 @@ def resolve_strategy(config_path, set_pairs, symbols, filter_values):
         raise click.BadParameter(str(exc), param_hint="--set") from None
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    fees = {s.fee for s in settings.values()}
+    if len(fees) > 1:
+        raise click.UsageError("fee: the paper exchange charges one fee, but the symbols' settings differ: "
+                               + ", ".join(f"{sym} {s.fee}" for sym, s in settings.items()))
     return settings, filters
+
+
+def check_output(path: str | None, option: str = "--orders-out") -> None:
+    """Refuse, before any work, an output file that cannot be written."""
+    if path is None:
+        return
+    folder = Path(path).absolute().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {folder} does not exist", param_hint=option)
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable", param_hint=option)
 
 
 def summary_table(s: dict) -> str:

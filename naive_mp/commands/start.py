@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from naive_mp.commands.common import resolve_strategy, strategy_options, summary_table
+from naive_mp.commands.common import check_output, resolve_strategy, strategy_options, summary_table
 from naive_mp.commands.status import run_dir_option
 from naive_mp.logs import setup_logging
 from naive_mp.runtime import rundir
@@ -40,9 +40,11 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     symbol_args, tapes = _split_args(args, tapes)
     _check_source(live, tapes, lockstep, exit_at_end)
     speed = _speed(speed)
+    check_output(orders_out)
     level = logging.DEBUG if verbose else logging.INFO
     setup_logging(level)
     replay_symbols = _tape_symbols(tapes)
+    _check_tapes(tapes, replay_symbols)
     symbols = _traded_symbols(symbol_args, replay_symbols)
     settings, filters = resolve_strategy(config_path, set_pairs, symbols, filter_values)
     spec = RunSpec(run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
@@ -108,6 +110,16 @@ def _tape_symbols(tapes: list[str]) -> list[str]:
             raise click.BadParameter(f"{path}: cannot tell the symbol from the file name "
                                      "(name it SYMBOL-trades-DAY.csv or .zip)", param_hint="--replay") from None
     return symbols
+
+
+def _check_tapes(tapes: list[str], symbols: list[str]) -> None:
+    """Read every tape now: a malformed line is reported here, not by a streamer crash-looping."""
+    from naive_mp.backtest.tape import TapeError, read_tape
+    for path, symbol in zip(tapes, symbols):
+        try:
+            read_tape(path, symbol)
+        except TapeError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _traded_symbols(named: list[str], replayed: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import msgspec
 
-from naive_mp.core.money import EXACT, ONE, floor_to
+from naive_mp.core.money import EXACT, ONE, floor_to, fmt
 from naive_mp.core.settings import Filters, Settings
 
 
@@ -59,14 +59,13 @@ def plan_for_buy(bp: Decimal, settings: Settings, filters: Filters) -> CyclePlan
 def untradable_reason(plan: CyclePlan, filters: Filters) -> str | None:
     """Why the exchange would refuse this plan's BUY, or None when it would not."""
     if plan.buy_price <= 0:
-        return f"buy price {plan.buy_price} is not above zero"
-    if plan.quantity <= 0 or plan.quantity < filters.min_qty:
-        return f"quantity {plan.quantity} is under the minimum quantity {filters.min_qty}"
+        return f"buy price {fmt(plan.buy_price)} is not above zero"
+    if plan.quantity <= 0:
+        return f"quantity {fmt(plan.quantity)}: the budget per trader buys less than one step {fmt(filters.step_size)}"
+    if plan.quantity < filters.min_qty:
+        return f"quantity {fmt(plan.quantity)} is under the minimum quantity {fmt(filters.min_qty)}"
     for side, price in (("BUY", plan.buy_price), ("SELL", plan.sell_price)):
         notional = EXACT.multiply(plan.quantity, price)
         if notional < filters.min_notional:
-            return (
-                f"{side} order value {notional} is under the minimum notional "
-                f"{filters.min_notional}"
-            )
+            return f"{side} order value {fmt(notional)} is under the minimum notional {fmt(filters.min_notional)}"
     return None

@@ -53,9 +53,10 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
 
 def filter_failure(filters: Filters, price: Decimal, quantity: Decimal) -> str | None:
     """Binance's -1013 message for an order the filters refuse, or None."""
-    if price <= 0 or not is_multiple(price, filters.tick_size):
+    if not price.is_finite() or price <= 0 or not is_multiple(price, filters.tick_size):
         return "Filter failure: PRICE_FILTER"
-    if quantity < filters.min_qty or quantity <= 0 or not is_multiple(quantity, filters.step_size):
+    if not quantity.is_finite() or quantity < filters.min_qty or quantity <= 0 \
+            or not is_multiple(quantity, filters.step_size):
         return "Filter failure: LOT_SIZE"
     if EXACT.multiply(price, quantity) < filters.min_notional:
         return "Filter failure: NOTIONAL"
@@ -125,13 +126,13 @@ class PaperExchange:
             cost = self._buy_cost(command.price, command.quantity)
             if cost > wallet.quote:
                 raise ExchangeRefused(-2010, "Account has insufficient balance for requested action.")
-            wallet.quote -= cost
-            wallet.quote_reserved += cost
+            wallet.quote = EXACT.subtract(wallet.quote, cost)
+            wallet.quote_reserved = EXACT.add(wallet.quote_reserved, cost)
         else:
             if command.quantity > wallet.base:
                 raise ExchangeRefused(-2010, "Account has insufficient balance for requested action.")
-            wallet.base -= command.quantity
-            wallet.base_reserved += command.quantity
+            wallet.base = EXACT.subtract(wallet.base, command.quantity)
+            wallet.base_reserved = EXACT.add(wallet.base_reserved, command.quantity)
 
     def _buy_cost(self, price: Decimal, quantity: Decimal) -> Decimal:
         notional = EXACT.multiply(price, quantity)
@@ -163,11 +164,11 @@ class PaperExchange:
         wallet = self.balances[order.symbol]
         if order.side == "BUY":
             cost = self._buy_cost(order.price, order.quantity)
-            wallet.quote_reserved -= cost
-            wallet.quote += cost
+            wallet.quote_reserved = EXACT.subtract(wallet.quote_reserved, cost)
+            wallet.quote = EXACT.add(wallet.quote, cost)
         else:
-            wallet.base_reserved -= order.quantity
-            wallet.base += order.quantity
+            wallet.base_reserved = EXACT.subtract(wallet.base_reserved, order.quantity)
+            wallet.base = EXACT.add(wallet.base, order.quantity)
 
     def _close(self, order: Order, status: str) -> None:
         order.status = status
@@ -206,11 +207,11 @@ class PaperExchange:
     def _settle(self, order: Order, notional: Decimal, fee: Decimal) -> None:
         wallet = self.balances[order.symbol]
         if order.side == "BUY":
-            wallet.quote_reserved -= EXACT.add(notional, fee)
-            wallet.base += order.quantity
+            wallet.quote_reserved = EXACT.subtract(wallet.quote_reserved, EXACT.add(notional, fee))
+            wallet.base = EXACT.add(wallet.base, order.quantity)
         else:
-            wallet.base_reserved -= order.quantity
-            wallet.quote += EXACT.subtract(notional, fee)
+            wallet.base_reserved = EXACT.subtract(wallet.base_reserved, order.quantity)
+            wallet.quote = EXACT.add(wallet.quote, EXACT.subtract(notional, fee))
 
     def open_orders(self, symbol: str) -> list[Order]:
         """Open orders of a symbol, in placement order."""

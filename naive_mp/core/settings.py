@@ -19,6 +19,13 @@ class SettingError(ValueError):
         self.key = key
 
 
+def _in_range(key: str, value: Decimal) -> None:
+    # 30 digits either side of the point is far beyond any market, and keeps
+    # every product of the formulas exact in money.EXACT's 60 digits.
+    if value != 0 and not -30 <= value.adjusted() <= 30:
+        raise SettingError(key, f"{value} is out of range")
+
+
 def _fraction(key: str, value: Decimal) -> None:
     if not ZERO <= value < ONE:
         raise SettingError(key, f"must be >= 0 and < 1, got {value}")
@@ -39,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingError("chunks", f"must be at least 1, got {self.chunks}")
         if self.budget <= 0:
             raise SettingError("budget", f"must be > 0, got {self.budget}")
+        for key in ("budget", "buy_down_interval", "profit_target", "rebuy_interval", "fee"):
+            _in_range(key, getattr(self, key))
         _fraction("buy_down_interval", self.buy_down_interval)
         _fraction("rebuy_interval", self.rebuy_interval)
         _fraction("fee", self.fee)
@@ -50,6 +59,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 SETTING_KEYS = tuple(Settings.__struct_fields__)
 
 
+FILTER_RANGE_KEYS = ("tick_size", "step_size", "min_qty", "min_notional")
+
+
 class Filters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The exchange's grid and minimums for one symbol (Binance exchangeInfo)."""
 
@@ -59,6 +71,8 @@ class Filters(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     min_notional: Decimal = Decimal(0)
 
     def __post_init__(self):
+        for key in FILTER_RANGE_KEYS:
+            _in_range(key, getattr(self, key))
         for key in ("tick_size", "step_size"):
             if getattr(self, key) <= 0:
                 raise SettingError(key, f"must be > 0, got {getattr(self, key)}")

@@ -176,6 +176,12 @@ def rebuy_watch(state: TraderState) -> Decimal | None:
     return None
 
 
+def reacts_to(state: TraderState, price: Decimal) -> bool:
+    """True when a trade at `price` makes the trader act (else stepping it changes nothing)."""
+    watch = rebuy_watch(state)
+    return acts_on_any_trade(state) or (watch is not None and price < watch)
+
+
 def fresh_trader(symbol: str, trader_id: int, settings, filters) -> TraderState:
     """A trader that will place its BUY on the next trade it sees."""
     return TraderState(symbol=symbol, trader_id=trader_id, settings=settings, filters=filters)

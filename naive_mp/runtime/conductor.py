@@ -26,12 +26,16 @@ class Conductor:
     def __init__(self, leader):
         self.leader = leader
         self.last_seq = 0
+        self.current: int | None = None  # the seq being conducted
         self.waiting: tuple[int, int] | None = None  # (trader id, seq) whose Done we await
         self.done: wire.Done | None = None
 
     def conduct(self, crossed: wire.Crossed) -> None:
         leader = self.leader
+        if crossed.seq == self.current:
+            return  # sent again while we conduct it (a consumer restarted): acked when done
         if crossed.seq > self.last_seq:
+            self.current = crossed.seq
             self._wait_all_up()
             fills = {TraderState.trader_id_of(f.client_order_id): f for f in crossed.fills}
             reports = [self._hand(tid, crossed.seq, fills[tid]) for tid in sorted(fills)
@@ -39,12 +43,15 @@ class Conductor:
             trade = TradeSeen(symbol=crossed.symbol, trade_id=crossed.trade.trade_id,
                               price=crossed.trade.price, time_us=crossed.trade.time_us)
             for tid, state in sorted(leader.state.traders.items()):
-                if tid not in fills and _reacts(state, trade):
+                if tid not in fills and trader_core.reacts_to(state, trade.price):
                     reports.append(self._hand(tid, crossed.seq, trade))
+            leader.holding_count = True
             for state in sorted((r for r in reports if r is not None), key=lambda s: s.trader_id):
                 leader.report(state)
+            leader.holding_count = False
+            leader.count_traders()
             self._wait_all_up()
-            self.last_seq = crossed.seq
+            self.last_seq, self.current = crossed.seq, None
         # a duplicate (the streamer restarted) was handled before: just say so again
         leader.acks.send(wire.encode(wire.Handled(role="leader", symbol=crossed.symbol, seq=crossed.seq)))
 
@@ -87,7 +94,3 @@ class Conductor:
             if not leader.serve(timeout_ms=20):
                 raise SystemExit(0)
 
-
-def _reacts(state: TraderState, trade: TradeSeen) -> bool:
-    watch = trader_core.rebuy_watch(state)
-    return trader_core.acts_on_any_trade(state) or (watch is not None and trade.price < watch)

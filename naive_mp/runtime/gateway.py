@@ -70,8 +70,6 @@ class Gateway:
         self.acks = self.ctx.socket(zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
         self.control = ControlLink(run_dir, context=self.ctx)
-        epoch = time.time_ns()
-        self.updates.send(wire.GATEWAY_TOPIC + wire.encode(wire.GatewayStarted(epoch=epoch)))
         self.trades = subscriber(self.ctx, wire.address(run_dir, "trades"),
                                  [wire.trade_topic(s) for s in self.spec.symbols] or [b""])
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import zmq
 from msgspec.structs import replace
 
-from naive_mp import wire
+from naive_mp import logs, wire
 from naive_mp.backtest.report import write_atomically
 from naive_mp.core import leader as core
 from naive_mp.core.messages import Notice, RebuyRequested, StartTrader, SymbolStopped, TraderDied, TraderReported, TradingStarted
@@ -31,7 +31,6 @@ from naive_mp.runtime.streams import subscriber
 
 log = logging.getLogger("naive_mp.leader")
 
-LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 HEARTBEAT_S = 1.0
 STOP_GRACE_S = 5.0
 END_DRAIN_S = 2.0
@@ -67,6 +66,9 @@ class LeaderProcess:
         self.ended_at = 0.0
         self.started_at = time.time()
         self.conductor = None
+        self.next_beat = 0.0
+        self.holding_count = False  # lockstep: inside one event's reports
+        self.feed_live = False
 
     # -- persistence of what must survive a leader restart --------------------------------
 
@@ -126,13 +128,8 @@ class LeaderProcess:
         return 0
 
     def _loop(self) -> None:
-        next_beat = 0.0
-        while True:
-            if not self.serve(timeout_ms=200):
-                return
-            if time.monotonic() >= next_beat:
-                self._beat()
-                next_beat = time.monotonic() + HEARTBEAT_S
+        while self.serve(timeout_ms=200):
+            pass
 
     def serve(self, timeout_ms: int) -> bool:
         """One round of signals, delayed starts and messages; False once told to stop."""
@@ -144,6 +141,9 @@ class LeaderProcess:
                 return False
         self._start_due()
         self._check_end()
+        if time.monotonic() >= self.next_beat:  # here, so a long lockstep wait still beats
+            self._beat()
+            self.next_beat = time.monotonic() + HEARTBEAT_S
         for sock, _ in self.poller.poll(timeout_ms):
             if sock is self.router:
                 frames = self.router.recv_multipart()
@@ -205,7 +205,7 @@ class LeaderProcess:
 
     def _maybe_ready(self) -> None:
         """Tell the streamer to go once the feed is live and a first trader listens."""
-        if self.ready_sent or not getattr(self, "feed_live", False):
+        if self.ready_sent or not self.feed_live:
             return
         if self.state.traders and not any(p.hello for p in self.procs.values()):
             return
@@ -243,15 +243,20 @@ class LeaderProcess:
             self._retire(trader_id)
         for command in commands:
             if isinstance(command, Notice):
-                log.log(LEVELS[command.level], "%s", command.text)
+                log.log(logs.LEVELS[command.level], "%s", command.text)
             elif isinstance(command, StartTrader):
                 self.delayed.append((time.monotonic() + command.delay_s, command))
             elif isinstance(command, SymbolStopped):
                 log.info("%s: no trader left after shutdown", self.symbol)
-        self.max_traders = max(self.max_traders, len(self.state.traders))
+        if not self.holding_count:
+            self.count_traders()
         if self.state.next_trader_id != before.next_trader_id:
             self._save()
         self._start_due()
+
+    def count_traders(self) -> None:
+        """Most traders alive at once; in lockstep counted once per event, as the backtester does."""
+        self.max_traders = max(self.max_traders, len(self.state.traders))
 
     def _retire(self, trader_id: int) -> None:
         """A trader that left the policy's cache (finished, failed, given up) is stopped."""

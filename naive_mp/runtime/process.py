@@ -104,6 +104,7 @@ def fork_child(title: str, body: Body, *, keep_fds: Iterable[int] = (), log_name
     gc.freeze()  # objects allocated so far stay out of the collector: pages stay shared
     pid = os.fork()
     if pid:
+        gc.unfreeze()  # the parent lives on: its garbage must stay collectable
         return pid
     code = EXIT_CRASH
     try:

@@ -12,9 +12,9 @@ import signal
 class SignalQueue:
     """Records `signals` as they arrive; `fd` becomes readable on each one."""
 
-    # Children leave SIGINT ignored: Ctrl-C reaches the whole process group, and the
-    # supervisor alone orders the shutdown (gateway last).
     def __init__(self, signals=(signal.SIGTERM,)):
+        # Not SIGINT by default: children leave it ignored, as Ctrl-C reaches the whole
+        # process group and the supervisor alone orders the shutdown (gateway last).
         self.pending: list[int] = []
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)

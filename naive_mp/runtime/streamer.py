@@ -46,6 +46,7 @@ class Streamer:
         self.ready: set[tuple[str, str | None]] = set()
         self.handled: dict[tuple[str, str], int] = {}
         self.ended: dict[str, int] = {}  # symbol -> last seq, once its stream is over
+        self.in_flight: tuple[str, wire.TradeBatch] | None = None
         self.sent = 0
         self.started_at = time.time()
         self.next_beat = 0.0
@@ -57,10 +58,19 @@ class Streamer:
         return Path(self.spec.run_dir) / POSITION_FILE
 
     def _load_position(self) -> dict:
+        """Where a streamer of this run stopped; a fresh start for a new run.
+
+        Resuming an earlier run's replay needs its orders and traders back too:
+        that arrives with durable state. Until then a position only counts
+        within one run (a restarted streamer), for the same tapes.
+        """
+        fresh = {"run_id": self.spec.run_id, "tapes": self.spec.replay, "tape": 0, "offset": 0, "seq": {}}
         try:
-            return json.loads(self._position_path().read_text())
-        except FileNotFoundError:
-            return {"tape": 0, "offset": 0, "seq": {}}
+            saved = json.loads(self._position_path().read_text())
+        except (FileNotFoundError, ValueError):
+            return fresh
+        same_run = saved.get("run_id") == self.spec.run_id and saved.get("tapes") == self.spec.replay
+        return saved if same_run else fresh
 
     def _save_position(self, force: bool = False) -> None:
         if force or time.monotonic() - self.saved_at > SAVE_EVERY_S:
@@ -94,8 +104,10 @@ class Streamer:
         return 0
 
     def _expected_ready(self) -> set:
+        # A restarted streamer finds the leaders long up (they said Ready to its predecessor);
+        # the gateway says Ready again on every (re)connection.
         resumed = self.position["tape"] or self.position["offset"]
-        leaders = set() if resumed and not self.spec.lockstep else {("leader", s) for s in self.spec.symbols}
+        leaders = set() if resumed else {("leader", s) for s in self.spec.symbols}
         return {("gateway", None)} | leaders
 
     def _wait_ready(self) -> None:
@@ -122,6 +134,10 @@ class Streamer:
         ack = self.decode_ack.or_drop(frame)
         if isinstance(ack, wire.Ready):
             self.ready.add((ack.role, ack.symbol))
+            if self.spec.lockstep and self.in_flight is not None:
+                # a restarted consumer may have lost the trade we wait on: send it again
+                # (whoever handled it already drops it as seen, and says so)
+                self._publish(*self.in_flight)
         elif ack is not None:
             key = (ack.role, ack.symbol)
             self.handled[key] = max(self.handled.get(key, 0), ack.seq)
@@ -161,13 +177,14 @@ class Streamer:
             end = i + 1 if self.spec.lockstep else clock.due(times, i, min(n, i + BATCH), self)
             trades = [wire.Trade(ids[k], _decimal(prices[k], scale), times[k]) for k in range(i, end)]
             seq = self.position["seq"].get(symbol, 0) + 1
-            self._publish(symbol, wire.TradeBatch(symbol=symbol, seq=seq, sent_ns=time.monotonic_ns(), trades=trades))
-            self.position["seq"][symbol] = seq + len(trades) - 1
+            self.in_flight = (symbol, wire.TradeBatch(symbol=symbol, seq=seq, sent_ns=time.monotonic_ns(), trades=trades))
+            self._publish(*self.in_flight)
             self.sent += len(trades)
             if self.spec.lockstep:
                 self._wait_handled({symbol: seq})
-            i = end
-            self.position["offset"] = i
+            # seq and offset move together, once the batch is out (and, in lockstep, handled)
+            self.position["seq"][symbol] = seq + len(trades) - 1
+            i = self.position["offset"] = end
             self._save_position()
             self._serve(timeout_ms=0)
 

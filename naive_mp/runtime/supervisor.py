@@ -247,9 +247,12 @@ class Supervisor:
         child.pid, child.beat, child.last_beat = None, None, None
         if self._stop_status is not None:
             return
-        if code == 0:
+        # Only the streamer's work can be over (its tapes are). A gateway or leader
+        # that exits 0 was told to stop by someone else (a SIGTERM from htop, say):
+        # trading of its symbols must go on, so it comes back like a crashed one.
+        if code == 0 and child.spec.role == "streamer":
             child.done = True
-            if child.spec.role == "streamer" and self.spec.exit_at_end:
+            if self.spec.exit_at_end:
                 self._request_stop(0, "the replay is over")
             else:
                 log.info("%s finished its work: not restarting it", child.spec.name)

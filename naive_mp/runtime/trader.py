@@ -5,7 +5,7 @@ updates, places orders through the gateway and reports each new state to its
 leader (which caches it). In lockstep, its leader hands it each event in
 strategy.md's order and waits for it to finish.
 
-Exactly once, through any kill -9: client order ids are fixed by symbol,
+Exactly once through a kill -9 of the trader: client order ids are fixed by symbol,
 trader, cycle and side, the gateway treats a repeated place as a question,
 and a restarted trader first asks the gateway about the order its state
 names (and, from NEW, the BUY it may have placed just before dying).
@@ -49,7 +49,9 @@ class TraderProcess:
         self.orders = 0
         self.lost = 0
         self.next_seq = 0  # next trade batch seq expected (0: none seen yet)
-        self.req_id = 0
+        # Monotonic across the processes of this trader, so the leader never takes a
+        # dead predecessor's late report for a newer one (or the other way round).
+        self.req_id = time.monotonic_ns()
         self.unacked: wire.Report | None = None
         self.report_sent_at = 0.0
         self.cause_ns = 0
@@ -76,7 +78,9 @@ class TraderProcess:
         if not self.spec.lockstep:
             self.trades = self._subscribe("trades", [wire.trade_topic(symbol), wire.END_TOPIC])
             self.listening = True
-            self.updates = self._subscribe("updates", [wire.update_topic(symbol, tid), wire.GATEWAY_TOPIC])
+            self.own_topic = wire.update_topic(symbol, tid)
+            self.welcomed = False
+            self.updates = self._subscribe("updates", [self.own_topic])
         try:
             if not self.spec.lockstep and not self._wait_live():
                 return 0
@@ -191,8 +195,7 @@ class TraderProcess:
         for trade in message.trades[first:]:
             if not self.listening or self.state.phase in FINAL_PHASES:
                 return  # queued before we unsubscribed
-            watch = core.rebuy_watch(self.state)
-            if core.acts_on_any_trade(self.state) or (watch is not None and trade.price < watch):
+            if core.reacts_to(self.state, trade.price):
                 self._handle(TradeSeen(symbol=message.symbol, trade_id=trade.trade_id,
                                        price=trade.price, time_us=trade.time_us))
 
@@ -209,9 +212,13 @@ class TraderProcess:
         if isinstance(message, wire.Filled):
             self.cause_ns = message.cause_ns
             self._on_fill(message.fill)
-        elif isinstance(message, wire.GatewayStarted):
-            log.warning("%s: gateway restarted; checking orders", self.state.label)
-            self._reconcile()
+        elif isinstance(message, wire.Welcome) and message.topic.encode() == self.own_topic:
+            # Our subscription reached a gateway: at boot, or a restarted one (which
+            # may have lost its book). Ask it about our order again either way.
+            if self.welcomed:
+                log.warning("%s: the gateway came back; checking orders", self.state.label)
+                self._reconcile()
+            self.welcomed = True
 
     def _on_fill(self, fill: OrderFilled) -> None:
         # The same fill can come twice (the update stream and a reply); only the open order counts.
