@@ -163,7 +163,7 @@ class TraderProcess:
                 if sock is self.leader:
                     self._on_leader(decode_leader.or_drop(self.leader.recv()))
                 elif not self.spec.lockstep and sock is self.trades:
-                    self._on_stream(decode_stream.or_drop(wire.split_topic(self.trades.recv())[1]))
+                    self._on_trades([decode_stream.or_drop(wire.split_topic(f)[1]) for f in self._drain(self.trades)])
                 elif not self.spec.lockstep and sock is self.updates:
                     self._on_update(decode_update.or_drop(wire.split_topic(self.updates.recv())[1]))
 
@@ -182,6 +182,30 @@ class TraderProcess:
             self.trades.setsockopt(option, wire.trade_topic(self.state.symbol))
             self.listening, self.next_seq = wanted, 0  # trades skipped meanwhile are no loss
 
+    @staticmethod
+    def _drain(sock: zmq.Socket) -> list[bytes]:
+        """Every frame waiting on `sock` (at least one: the poll said so)."""
+        frames = [sock.recv()]
+        while True:
+            try:
+                frames.append(sock.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return frames
+
+    def _on_trades(self, messages: list) -> None:
+        """Trades that were waiting, in order; a fresh trader acts on the newest price only.
+
+        Free-running, a trader that just started (or restarted) may find trades queued
+        while it booted: its BUY is placed from the market as it is now, not as it was.
+        A trader watching for a rebuy still sees every one of them.
+        """
+        newest = max((i for i, m in enumerate(messages) if isinstance(m, wire.TradeBatch)), default=-1)
+        for i, message in enumerate(messages):
+            if i < newest and core.acts_on_any_trade(self.state):
+                self._unseen_offset(message)  # stale for a fresh trader: only counted
+            else:
+                self._on_stream(message)
+
     def _on_stream(self, message) -> None:
         if isinstance(message, wire.StreamEnded) and message.symbol != self.state.symbol:
             return
@@ -192,6 +216,8 @@ class TraderProcess:
             return
         first = self._unseen_offset(message)
         self.cause_ns = message.sent_ns
+        if core.acts_on_any_trade(self.state):
+            first = max(first, len(message.trades) - 1)  # the newest price, as above
         for trade in message.trades[first:]:
             if not self.listening or self.state.phase in FINAL_PHASES:
                 return  # queued before we unsubscribed
