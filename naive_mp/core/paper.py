@@ -83,6 +83,7 @@ class PaperExchange:
         # open orders by symbol, in placement order; and client id -> open order
         self._open: dict[str, list[Order]] = {}
         self._open_by_client_id: dict[str, Order] = {}
+        self._latest_by_client_id: dict[str, Order] = {}  # any status: answers a retry at once
         self._quote_start = quote_balance
         self.balances: dict[str, Balances] = {}
 
@@ -115,6 +116,7 @@ class PaperExchange:
         self.orders[order.order_id] = order
         self._open.setdefault(command.symbol, []).append(order)
         self._open_by_client_id[order.client_order_id] = order
+        self._latest_by_client_id[order.client_order_id] = order
         return order
 
     def _reserve(self, command: PlaceOrder) -> None:
@@ -142,13 +144,7 @@ class PaperExchange:
 
     def find(self, client_order_id: str) -> Order | None:
         """The open order with this client id, else the latest order that had it."""
-        order = self._open_by_client_id.get(client_order_id)
-        if order is not None:
-            return order
-        for order in reversed(self.orders.values()):
-            if order.client_order_id == client_order_id:
-                return order
-        return None
+        return self._open_by_client_id.get(client_order_id) or self._latest_by_client_id.get(client_order_id)
 
     def cancel(self, client_order_id: str) -> Order:
         """Cancel an open order (Binance -2011 when there is none)."""

@@ -170,13 +170,14 @@ class Gateway:
             return wire.GatewayReply(req_id=request.req_id, code=refused.code, reason=refused.message)
 
     def _place(self, request: wire.Place) -> wire.GatewayReply:
+        received_ns = time.monotonic_ns()
         existing = self.exchange.find(request.order.client_order_id)
         if existing is not None:  # a retry, or a restarted trader: answer, never place twice
             log.warning("place of %s, which exists (%s): answered with the order as it stands",
                         existing.client_order_id, existing.status)
             return wire.GatewayReply(req_id=request.req_id, order=order_info(existing))
         if request.cause_ns and len(self.latencies_ns) < MAX_LATENCIES:
-            self.latencies_ns.append(time.monotonic_ns() - request.cause_ns)
+            self.latencies_ns.append(received_ns - request.cause_ns)
         feed = self.feeds.setdefault(request.order.symbol, SymbolFeed())
         try:
             order = self.exchange.place(request.order, feed.last_trade_id)
