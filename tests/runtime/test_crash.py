@@ -115,3 +115,16 @@ def test_killed_leader_takes_its_traders_and_comes_back(tree, tmp_path):
     assert min(p["trader_id"] for p in fresh) > max(p["trader_id"] for p in traders)
     code, _ = t.wait(timeout=60)
     assert code == 0, t.log()[-3000:]
+
+
+def test_killed_gateway_comes_back_and_traders_place_their_orders_again(tree, tmp_path):
+    t = tree("--replay", scenario_tape(tmp_path, flat=60), "--speed", "1", "--exit-at-end", *FILTERS)
+    t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "BUY_PLACED")
+    gateway = t.processes("gateway")[0]
+    os.kill(gateway["pid"], signal.SIGKILL)
+    t.wait_for(lambda: "TESTUSDT#1: the gateway came back; checking orders" in t.log())
+    t.wait_for(lambda: "TESTUSDT-1-1-B is unknown to the exchange" in t.log())  # its book died with it
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
+    assert mine["BUY"]["status"] == "FILLED" and mine["SELL"]["status"] == "FILLED"
