@@ -201,7 +201,8 @@ class TraderProcess:
         """
         newest = max((i for i, m in enumerate(messages) if isinstance(m, wire.TradeBatch)), default=-1)
         for i, message in enumerate(messages):
-            if i < newest and core.acts_on_any_trade(self.state):
+            stale = i < newest and isinstance(message, wire.TradeBatch)
+            if stale and core.acts_on_any_trade(self.state):
                 self._unseen_offset(message)  # stale for a fresh trader: only counted
             else:
                 self._on_stream(message)

@@ -101,3 +101,14 @@ def test_rogue_frames_are_named_and_dropped(running):
                and "rogue message on the acks socket" in t.log())
     time.sleep(0.5)
     assert alive(gateway_pid) and t.processes("gateway")[0]["pid"] == gateway_pid
+
+
+def test_a_max_speed_replay_runs_clean(tmp_path):
+    """Traders start while batches pour in: a welcome queued with them must not crash one."""
+    prices = [f"{1 + 0.0001 * ((i // 50) % 9 - 4):.8f}" for i in range(100_000)]
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=1)
+    result = naive_mp("start", "--replay", tape, "--exit-at-end", "--set", "rebuy_interval=0", *FILTERS,
+                      "--run-dir", tmp_path / "run", timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (tmp_path / "run" / "naive-mp.log").read_text()
+    assert "CRITICAL" not in log and "Traceback" not in log
