@@ -721,67 +721,76 @@ def code_version() -> str:
     return f"{head or '?'} + {len(dirty.splitlines())} uncommitted file(s) in naive_mp/ (diff {zlib.crc32(diff):08x})"
 
 
+def measured(result, rows: list, figure: str, target: str):
+    """A stage's result, or None after saying it was skipped or could not be measured."""
+    if result is None:
+        print("    skipped (--only)")
+    elif isinstance(result, str):
+        print(f"    NOT MEASURED: {result}")
+        rows.append((figure, "not measured", target, "n/a"))
+    else:
+        return result
+    return None
+
+
 def report_latency(args, results: dict, rows: list) -> None:
     """(a): the runtime's tick-to-order latency beside the bare relay."""
     a = results.get("a")
     print("\n(a) tick-to-order latency (gateway-stats.json), replay --speed "
           f"{args.latency_speed:g} for {args.duration:.0f} s, --set rebuy_interval=0"
           + "".join(f" --set {kv}" for kv in args.latency_set))
+    a = measured(a, rows, "(a) latency p50 vs bare relay", "<= 2x relay p50")
     if a is None:
-        print("    skipped (--only)")
-    elif isinstance(a, str):
-        print(f"    NOT MEASURED: {a}")
-        rows.append(("(a) latency p50 vs bare relay", "not measured", "<= 2x relay p50", "n/a"))
+        return
+    s = a["status"]
+    print(f"    status --json polls (every {STATUS_EVERY_S:g} s): {s['polls']}, with 5 traders alive: "
+          f"{s['with_5']}, most traders seen: "
+          f"{s['max_traders']}, at the end: {s['at_end']}")
+    lat, after = a["all"], a["after5"]
+    print(f"    runtime, all orders      n={len(lat):5d}  p50 {ms(lat, 50)} ms  p99 {ms(lat, 99)} ms  "
+          f"max {ms(lat, 100)} ms")
+    if after:
+        print(f"    runtime, once 5 traders  n={len(after):5d}  p50 {ms(after, 50)} ms  p99 {ms(after, 99)} ms  "
+              f"max {ms(after, 100)} ms   (orders after the first status listing 5 traders)")
+    by_side = a["by_side"]
+    if isinstance(by_side, dict):
+        for side, values in sorted(by_side.items()):
+            hops = "streamer->trader->gateway" if side == "BUY" else \
+                "streamer->gateway, fill->trader, order->gateway"
+            print(f"      {side:4} orders           n={len(values):5d}  p50 {ms(values, 50)} ms  "
+                  f"p99 {ms(values, 99)} ms   ({hops})")
     else:
-        s = a["status"]
-        print(f"    status --json polls (every {STATUS_EVERY_S:g} s): {s['polls']}, with 5 traders alive: "
-              f"{s['with_5']}, most traders seen: "
-              f"{s['max_traders']}, at the end: {s['at_end']}")
-        lat, after = a["all"], a["after5"]
-        print(f"    runtime, all orders      n={len(lat):5d}  p50 {ms(lat, 50)} ms  p99 {ms(lat, 99)} ms  "
-              f"max {ms(lat, 100)} ms")
-        if after:
-            print(f"    runtime, once 5 traders  n={len(after):5d}  p50 {ms(after, 50)} ms  p99 {ms(after, 99)} ms  "
-                  f"max {ms(after, 100)} ms   (orders after the first status listing 5 traders)")
-        by_side = a["by_side"]
-        if isinstance(by_side, dict):
-            for side, values in sorted(by_side.items()):
-                hops = "streamer->trader->gateway" if side == "BUY" else \
-                    "streamer->gateway, fill->trader, order->gateway"
-                print(f"      {side:4} orders           n={len(values):5d}  p50 {ms(values, 50)} ms  "
-                      f"p99 {ms(values, 99)} ms   ({hops})")
-        else:
-            print(f"      by side: {by_side}")
-        r = a["relay"]
-        print(f"    bare relay A->B->C       n={len(r):5d}  p50 {ms(r, 50)} ms  p99 {ms(r, 99)} ms  "
-              f"max {ms(r, 100)} ms   (gaps of the replay at that speed, capped at {args.relay_cap_ms:g} ms; "
-              f"mean gap {sum(a['gaps']) / len(a['gaps']) * 1e3:.1f} ms)")
-        rf = a.get("relay_fanout")
+        print(f"      by side: {by_side}")
+    r = a["relay"]
+    print(f"    bare relay A->B->C       n={len(r):5d}  p50 {ms(r, 50)} ms  p99 {ms(r, 99)} ms  "
+          f"max {ms(r, 100)} ms   (gaps of the replay at that speed, capped at {args.relay_cap_ms:g} ms; "
+          f"mean gap {sum(a['gaps']) / len(a['gaps']) * 1e3:.1f} ms)")
+    rf = a.get("relay_fanout")
+    if rf:
+        print(f"    relay + {args.fanout} idle SUBs     n={len(rf):5d}  p50 {ms(rf, 50)} ms  p99 {ms(rf, 99)} ms  "
+              f"max {ms(rf, 100)} ms   (context: every batch also wakes {args.fanout} more processes, as the "
+              f"runtime's other traders, gateway and leader)")
+    sample = after if len(after) >= 10 else lat
+    if sample and r and s["max_traders"] >= 5:
+        ratio50 = pct(sample, 50) / pct(r, 50)
+        ratio99 = pct(sample, 99) / pct(r, 99)
+        print(f"    ratio runtime/relay      p50 {ratio50:.2f}x  p99 {ratio99:.2f}x")
+        rows.append(("(a) tick-to-order p50 / p99", f"{ms(sample, 50)} / {ms(sample, 99)} ms (n={len(sample)})",
+                     "", ""))
+        rows.append(("    bare 2-hop relay p50 / p99", f"{ms(r, 50)} / {ms(r, 99)} ms (n={len(r)})", "", ""))
+        rows.append(("    ratio p50", f"{ratio50:.2f}x", "<= 2x", verdict(ratio50 <= 2)))
+        buys = by_side.get("BUY") if isinstance(by_side, dict) else None
+        if buys:
+            rows.append(("    (BUY orders only: the relay's 2 hops)", f"p50 {ms(buys, 50)} ms -> ratio "
+                         f"{pct(buys, 50) / pct(r, 50):.2f}x (n={len(buys)})", "(context)", ""))
         if rf:
-            print(f"    relay + {args.fanout} idle SUBs     n={len(rf):5d}  p50 {ms(rf, 50)} ms  p99 {ms(rf, 99)} ms  "
-                  f"max {ms(rf, 100)} ms   (context: every batch also wakes {args.fanout} more processes, as the "
-                  f"runtime's other traders, gateway and leader)")
-        sample = after if len(after) >= 10 else lat
-        if sample and r and s["max_traders"] >= 5:
-            ratio50 = pct(sample, 50) / pct(r, 50)
-            ratio99 = pct(sample, 99) / pct(r, 99)
-            print(f"    ratio runtime/relay      p50 {ratio50:.2f}x  p99 {ratio99:.2f}x")
-            rows.append(("(a) tick-to-order p50 / p99", f"{ms(sample, 50)} / {ms(sample, 99)} ms (n={len(sample)})",
-                         "", ""))
-            rows.append(("    bare 2-hop relay p50 / p99", f"{ms(r, 50)} / {ms(r, 99)} ms (n={len(r)})", "", ""))
-            rows.append(("    ratio p50", f"{ratio50:.2f}x", "<= 2x", verdict(ratio50 <= 2)))
-            buys = by_side.get("BUY") if isinstance(by_side, dict) else None
-            if buys:
-                rows.append(("    (BUY orders only: the relay's 2 hops)", f"p50 {ms(buys, 50)} ms -> ratio "
-                             f"{pct(buys, 50) / pct(r, 50):.2f}x (n={len(buys)})", "(context)", ""))
-            if rf:
-                rows.append((f"    (relay + {args.fanout} idle SUBs p50)", f"{ms(rf, 50)} ms -> ratio "
-                             f"{pct(sample, 50) / pct(rf, 50):.2f}x", "(context)", ""))
-            if len(sample) < 50:
-                rows.append(("    (few orders: p99 is rough)", f"n={len(sample)}", "", ""))
-        else:
-            why = "5 traders never alive" if s["max_traders"] < 5 else "no orders"
-            rows.append(("(a) latency p50 vs bare relay", f"not measured ({why})", "<= 2x relay p50", "n/a"))
+            rows.append((f"    (relay + {args.fanout} idle SUBs p50)", f"{ms(rf, 50)} ms -> ratio "
+                         f"{pct(sample, 50) / pct(rf, 50):.2f}x", "(context)", ""))
+        if len(sample) < 50:
+            rows.append(("    (few orders: p99 is rough)", f"n={len(sample)}", "", ""))
+    else:
+        why = "5 traders never alive" if s["max_traders"] < 5 else "no orders"
+        rows.append(("(a) latency p50 vs bare relay", f"not measured ({why})", "<= 2x relay p50", "n/a"))
 
 
 def report_throughput(args, results: dict, rows: list) -> None:
@@ -789,59 +798,56 @@ def report_throughput(args, results: dict, rows: list) -> None:
     b = results.get("b")
     print(f"\n(b) throughput: --speed max --exit-at-end --set rebuy_interval=0, whole tape, "
           f"{args.throughput_runs} run(s)")
+    b = measured(b, rows, "(b) throughput", ">= 100,000 ev/s, 0 lost")
     if b is None:
-        print("    skipped (--only)")
-    elif isinstance(b, str):
-        print(f"    NOT MEASURED: {b}")
-        rows.append(("(b) throughput", "not measured", ">= 100,000 ev/s, 0 lost", "n/a"))
-    else:
-        rates, e2es, losts, bad, few = [], [], [], [], []
-        for i, r in enumerate(b["runs"], 1):
-            summ = r["printed"] or r["summary"] or {}
-            events, lost = summ.get("events"), summ.get("lost_events")
-            how = (f"DID NOT EXIT by itself within {args.throughput_timeout:.0f} s (stopped)" if r["hung"]
-                   else f"exit {r['exit']}")
-            parts = [f"run {i}: {how}",
-                     f"events {events}", f"lost_events {lost}", f"trader-side lost {r['trader_lost']}",
-                     f"max_traders {summ.get('max_traders')}", f"leader starts {r['leader_starts']}"]
-            print("    " + ", ".join(parts))
-            if r["streamer"]:
-                n, secs, rate = r["streamer"]
-                rates.append(rate)
-                print(f"      streamer log: {n} trades sent in {secs:.3f} s = {rate:,} trades/s")
-            else:
-                print("      streamer log: no 'replay ended' line")
-            if events and r["streaming_to_exit_s"]:
-                e2e = events / r["streaming_to_exit_s"]
-                e2es.append(e2e)
-                print(f"      'streaming' -> streamer exit (it exits once every consumer acked the end of the "
-                      f"stream): {r['streaming_to_exit_s']:.3f} s = {e2e:,.0f} ev/s")
-            if events:
-                print(f"      whole command (start-up, replay, drain, stop): {r['wall_s']:.2f} s = "
-                      f"{events / r['wall_s']:,.0f} ev/s")
-            if r["latency"]:
-                print(f"      tick-to-order during it: n={len(r['latency'])} p50 {ms(r['latency'], 50)} ms, "
-                      f"max {ms(r['latency'], 100)} ms (how far traders+gateway ran behind the streamer)")
-            losts.append(lost)
-            if r["hung"] or r["exit"] != 0 or lost != 0 or r["trader_lost"]:
-                bad.append(i)
-            if (summ.get("max_traders") or 0) < 5:
-                few.append(f"{i} ({summ.get('max_traders')})")
-        if rates and all(x is not None for x in losts):
-            rate = median(rates)
-            ok = rate >= 100_000 and not bad
-            rows.append(("(b) streamer rate (median) / lost", f"{rate:,.0f} ev/s / {sum(losts)} lost",
-                         ">= 100,000 ev/s, 0 lost", verdict(ok)))
-            if bad:
-                rows.append(("    runs hung, failed or lost events", ", ".join(map(str, bad)), "none", "MISS"))
-            if e2es:
-                e2e = median(e2es)
-                rows.append(("    streaming -> all acked end", f"{e2e:,.0f} ev/s (median)", ">= 100,000 ev/s",
-                             verdict(e2e >= 100_000 and not bad)))
-            if few:
-                rows.append(("    (runs with < 5 traders at once)", ", ".join(few), "", "note"))
+        return
+    rates, e2es, losts, bad, few = [], [], [], [], []
+    for i, r in enumerate(b["runs"], 1):
+        summ = r["printed"] or r["summary"] or {}
+        events, lost = summ.get("events"), summ.get("lost_events")
+        how = (f"DID NOT EXIT by itself within {args.throughput_timeout:.0f} s (stopped)" if r["hung"]
+               else f"exit {r['exit']}")
+        parts = [f"run {i}: {how}",
+                 f"events {events}", f"lost_events {lost}", f"trader-side lost {r['trader_lost']}",
+                 f"max_traders {summ.get('max_traders')}", f"leader starts {r['leader_starts']}"]
+        print("    " + ", ".join(parts))
+        if r["streamer"]:
+            n, secs, rate = r["streamer"]
+            rates.append(rate)
+            print(f"      streamer log: {n} trades sent in {secs:.3f} s = {rate:,} trades/s")
         else:
-            rows.append(("(b) throughput", "not measured (no streamer line or summary)", ">= 100,000 ev/s", "n/a"))
+            print("      streamer log: no 'replay ended' line")
+        if events and r["streaming_to_exit_s"]:
+            e2e = events / r["streaming_to_exit_s"]
+            e2es.append(e2e)
+            print(f"      'streaming' -> streamer exit (it exits once every consumer acked the end of the "
+                  f"stream): {r['streaming_to_exit_s']:.3f} s = {e2e:,.0f} ev/s")
+        if events:
+            print(f"      whole command (start-up, replay, drain, stop): {r['wall_s']:.2f} s = "
+                  f"{events / r['wall_s']:,.0f} ev/s")
+        if r["latency"]:
+            print(f"      tick-to-order during it: n={len(r['latency'])} p50 {ms(r['latency'], 50)} ms, "
+                  f"max {ms(r['latency'], 100)} ms (how far traders+gateway ran behind the streamer)")
+        losts.append(lost)
+        if r["hung"] or r["exit"] != 0 or lost != 0 or r["trader_lost"]:
+            bad.append(i)
+        if (summ.get("max_traders") or 0) < 5:
+            few.append(f"{i} ({summ.get('max_traders')})")
+    if rates and all(x is not None for x in losts):
+        rate = median(rates)
+        ok = rate >= 100_000 and not bad
+        rows.append(("(b) streamer rate (median) / lost", f"{rate:,.0f} ev/s / {sum(losts)} lost",
+                     ">= 100,000 ev/s, 0 lost", verdict(ok)))
+        if bad:
+            rows.append(("    runs hung, failed or lost events", ", ".join(map(str, bad)), "none", "MISS"))
+        if e2es:
+            e2e = median(e2es)
+            rows.append(("    streaming -> all acked end", f"{e2e:,.0f} ev/s (median)", ">= 100,000 ev/s",
+                         verdict(e2e >= 100_000 and not bad)))
+        if few:
+            rows.append(("    (runs with < 5 traders at once)", ", ".join(few), "", "note"))
+    else:
+        rows.append(("(b) throughput", "not measured (no streamer line or summary)", ">= 100,000 ev/s", "n/a"))
 
 
 def report_restart(args, results: dict, rows: list) -> None:
@@ -849,50 +855,47 @@ def report_restart(args, results: dict, rows: list) -> None:
     c = results.get("c")
     print(f"\n(c) kill -9 of a trader -> replacement back up, replay --speed {args.restart_speed:g}, "
           f"only traders up >= {BOOT_GRACE_S + 0.5:g} s (younger deaths are 'at start': back-off by design)")
+    c = measured(c, rows, "(c) restart p50 / p99", "<= 20 / <= 100 ms")
     if c is None:
-        print("    skipped (--only)")
-    elif isinstance(c, str):
-        print(f"    NOT MEASURED: {c}")
-        rows.append(("(c) restart p50 / p99", "not measured", "<= 20 / <= 100 ms", "n/a"))
+        return
+    kills = c["kills"]
+    ours = [k["ours_ms"] for k in kills]
+    theirs = [k["leader_ms"] for k in kills]
+    per = {}
+    for k in kills:
+        per[k["label"]] = per.get(k["label"], 0) + 1
+    print(f"    traders alive at start {c['traders_at_start']}, at end {c['traders_at_end']}; "
+          f"kills {len(kills)} (asked {args.kills}), failed {len(c['failures'])}, re-picked {c['skipped']}")
+    print(f"    kills per trader: {', '.join(f'{k} {v}' for k, v in sorted(per.items()))}")
+    if kills:
+        print(f"    kill -> 'back up' line seen (our clock)   p50 {median(ours):.1f} ms  "
+              f"p99 {pct(ours, 99):.1f} ms  "
+              f"min {min(ours):.1f}  max {max(ours):.1f}")
+        print(f"    leader's own (death reaped -> hello)      p50 {median(theirs):.1f} ms  "
+              f"p99 {pct(theirs, 99):.1f} ms  "
+              f"min {min(theirs):.1f}  max {max(theirs):.1f}")
+        gap = [k["ours_ms"] - k["leader_ms"] for k in kills]
+        print(f"    difference (kill -> leader reaps, + our 0.5 ms log polling) p50 {median(gap):.1f} ms  "
+              f"max {max(gap):.1f} ms")
+        listed = [k["status_s"] for k in kills if k["status_s"] is not None]
+        if listed:
+            print(f"    kill -> new pid in status --json          p50 {median(listed) * 1e3:.0f} ms  "
+                  f"max {max(listed) * 1e3:.0f} ms  (heartbeat-bound)")
+        print("    slowest: " + "; ".join(f"{k['label']} {k['ours_ms']:.1f} ms (leader {k['leader_ms']:.1f})"
+                                       for k in sorted(kills, key=lambda k: -k["ours_ms"])[:3]))
+    for k in kills:
+        if k["evidence"]:
+            print(f"    slow restart of {k['label']} ({k['ours_ms']:.0f} ms): its log lines since the kill:")
+            for line in k["evidence"]:
+                print(f"      {line[:200]}")
+    for f in c["failures"]:
+        print(f"    FAILED: {f['error']}")
+    if len(kills) >= 2:
+        p50, p99 = median(ours), pct(ours, 99)
+        rows.append(("(c) restart p50 / p99", f"{p50:.1f} / {p99:.1f} ms (n={len(kills)})", "<= 20 / <= 100 ms",
+                     verdict(p50 <= 20 and p99 <= 100 and not c["failures"])))
     else:
-        kills = c["kills"]
-        ours = [k["ours_ms"] for k in kills]
-        theirs = [k["leader_ms"] for k in kills]
-        per = {}
-        for k in kills:
-            per[k["label"]] = per.get(k["label"], 0) + 1
-        print(f"    traders alive at start {c['traders_at_start']}, at end {c['traders_at_end']}; "
-              f"kills {len(kills)} (asked {args.kills}), failed {len(c['failures'])}, re-picked {c['skipped']}")
-        print(f"    kills per trader: {', '.join(f'{k} {v}' for k, v in sorted(per.items()))}")
-        if kills:
-            print(f"    kill -> 'back up' line seen (our clock)   p50 {median(ours):.1f} ms  "
-                  f"p99 {pct(ours, 99):.1f} ms  "
-                  f"min {min(ours):.1f}  max {max(ours):.1f}")
-            print(f"    leader's own (death reaped -> hello)      p50 {median(theirs):.1f} ms  "
-                  f"p99 {pct(theirs, 99):.1f} ms  "
-                  f"min {min(theirs):.1f}  max {max(theirs):.1f}")
-            gap = [k["ours_ms"] - k["leader_ms"] for k in kills]
-            print(f"    difference (kill -> leader reaps, + our 0.5 ms log polling) p50 {median(gap):.1f} ms  "
-                  f"max {max(gap):.1f} ms")
-            listed = [k["status_s"] for k in kills if k["status_s"] is not None]
-            if listed:
-                print(f"    kill -> new pid in status --json          p50 {median(listed) * 1e3:.0f} ms  "
-                      f"max {max(listed) * 1e3:.0f} ms  (heartbeat-bound)")
-            print("    slowest: " + "; ".join(f"{k['label']} {k['ours_ms']:.1f} ms (leader {k['leader_ms']:.1f})"
-                                           for k in sorted(kills, key=lambda k: -k["ours_ms"])[:3]))
-        for k in kills:
-            if k["evidence"]:
-                print(f"    slow restart of {k['label']} ({k['ours_ms']:.0f} ms): its log lines since the kill:")
-                for line in k["evidence"]:
-                    print(f"      {line[:200]}")
-        for f in c["failures"]:
-            print(f"    FAILED: {f['error']}")
-        if len(kills) >= 2:
-            p50, p99 = median(ours), pct(ours, 99)
-            rows.append(("(c) restart p50 / p99", f"{p50:.1f} / {p99:.1f} ms (n={len(kills)})", "<= 20 / <= 100 ms",
-                         verdict(p50 <= 20 and p99 <= 100 and not c["failures"])))
-        else:
-            rows.append(("(c) restart p50 / p99", "not measured (fewer than 2 kills)", "<= 20 / <= 100 ms", "n/a"))
+        rows.append(("(c) restart p50 / p99", "not measured (fewer than 2 kills)", "<= 20 / <= 100 ms", "n/a"))
 
 
 def report_memory(args, results: dict, rows: list) -> None:
