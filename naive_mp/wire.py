@@ -183,7 +183,19 @@ class Hello(Wire):
 
 
 class Report(Wire):
-    """A trader's new state (a rebuy shows as rebuy_notified turning true). Acked by `Ack`."""
+    """A trader's new state. Acked by `Ack` once the leader has stored it."""
+
+    req_id: int
+    state: TraderState
+    orders: int = 0
+
+
+class RebuyNotice(Wire):
+    """The price fell under the trader's rebuy threshold: one more trader, please.
+
+    It carries the trader's new state, so the leader stores the notice and the
+    state that says it was sent in one commit. Acked by `Ack`.
+    """
 
     req_id: int
     state: TraderState
@@ -208,11 +220,12 @@ class Handle(Wire):
 
 
 class Done(Wire):
-    """Lockstep: the trader handled `seq`; its new state."""
+    """Lockstep: the trader handled `seq`; its new state, and whether it asks for a rebuy."""
 
     seq: int
     state: TraderState
     orders: int = 0
+    rebuy: bool = False
 
 
 # -- control ROUTER (CLI and children -> supervisor) ---------------------------
@@ -253,6 +266,16 @@ class StopReply(Wire):
     pid: int
 
 
+class ReloadRequest(Wire):
+    """Have the leaders read the store again: `what` is "settings" or "trading"."""
+
+    what: str
+
+
+class ReloadReply(Wire):
+    leaders: int
+
+
 # -- what every child is told before it forks ---------------------------------
 
 
@@ -276,10 +299,10 @@ StreamMessage = TradeBatch | Welcome | StreamEnded
 AckMessage = Ready | Handled
 GatewayRequest = Place | Query | Cancel
 UpdateMessage = Filled | Welcome | Crossed
-TraderToLeader = Hello | Report | Done | Drained
+TraderToLeader = Hello | Report | RebuyNotice | Done | Drained
 LeaderToTrader = Ack | Handle
-ControlMessage = Heartbeat | StatusRequest | StopRequest
-ControlReply = StatusReply | StopReply
+ControlMessage = Heartbeat | StatusRequest | StopRequest | ReloadRequest
+ControlReply = StatusReply | StopReply | ReloadReply
 
 encode = msgspec.msgpack.Encoder().encode
 

@@ -29,13 +29,15 @@ TAPE_SUFFIXES = (".csv", ".zip")
 @strategy_options
 @click.option("--orders-out", type=click.Path(dir_okay=False), help="At exit, write every order to this CSV file.")
 @click.option("--json", "as_json", is_flag=True, help="At exit, print the summary as one JSON object.")
+@click.option("--fresh", is_flag=True, help="Archive the run directory's unfinished run and start a new one.")
 @run_dir_option
 def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose,
-          orders_out, as_json, run_dir, **filter_values):
+          orders_out, as_json, fresh, run_dir, **filter_values):
     """Run the whole system: supervisor, streamer, gateway, leaders, one process per trader.
 
     SYMBOL... defaults to the symbols of the replayed tapes (from their file names).
-    Paper trading. Stop it with Ctrl-C, SIGTERM or `naive-mp stop`.
+    Paper trading. Stop it with Ctrl-C, SIGTERM or `naive-mp stop`. The same command
+    on a stopped or killed run resumes it; --fresh archives it and starts over.
     """
     symbol_args, tapes = _split_args(args, tapes)
     _check_source(live, tapes, lockstep, exit_at_end)
@@ -51,13 +53,14 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
                    settings=settings, filters=filters,
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
                    speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level)
-    run_and_report(spec, orders_out, as_json)
+    run_and_report(spec, orders_out, as_json, fresh=fresh)
 
 
-def run_and_report(spec: RunSpec, orders_out: str | None = None, as_json: bool = False) -> None:
+def run_and_report(spec: RunSpec, orders_out: str | None = None, as_json: bool = False,
+                   fresh: bool = False) -> None:
     """Run the supervisor in the foreground until the end, then report like backtest."""
     started = time.perf_counter()
-    status = _run(spec)
+    status = _run(spec, fresh)
     elapsed = time.perf_counter() - started
     if status != 0:
         raise click.ClickException(f"the run failed (exit status {status}); see {rundir.log_path(spec.run_dir)}")
@@ -137,10 +140,16 @@ def _clear_results(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def _run(spec: RunSpec) -> int:
+def _run(spec: RunSpec, fresh: bool) -> int:
+    from naive_mp.runtime.runs import open_run
     from naive_mp.runtime.supervisor import Supervisor
+
+    def before_start(run_dir: Path) -> None:  # under the run directory's lock
+        open_run(run_dir, spec, fresh)
+        _clear_results(run_dir)
+
     try:
-        return Supervisor(spec, before_start=_clear_results).run()
+        return Supervisor(spec, before_start=before_start).run()
     except rundir.RunDirError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -158,21 +167,6 @@ def _report(run_dir: Path, symbols: list[str], orders_out: str | None, as_json: 
     summary_path = run_dir / rundir.SUMMARY_FILE
     if not summary_path.is_file():
         return
-    summary = _with_max_traders(json.loads(summary_path.read_text()), run_dir, symbols)
+    summary = json.loads(summary_path.read_text())
     summary["elapsed_s"] = round(elapsed, 4)
     click.echo(json.dumps(summary) if as_json else summary_table(summary))
-
-
-def _with_max_traders(summary: dict, run_dir: Path, symbols: list[str]) -> dict:
-    """The gateway cannot know how many traders ran: the leaders' files say."""
-    per_symbol = {}
-    for symbol in symbols:
-        try:
-            per_symbol[symbol] = int(json.loads(rundir.leader_result_file(run_dir, symbol).read_text())["max_traders"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    if per_symbol:
-        summary["max_traders"] = max(per_symbol.values())
-    for item in summary.get("per_symbol", []):
-        item["max_traders"] = per_symbol.get(item.get("symbol"), item.get("max_traders", 0))
-    return summary

@@ -22,6 +22,7 @@ from naive_mp.core.messages import (
     TraderDied,
     TraderReported,
     TradingStarted,
+    TradingStopped,
 )
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.core.state import TraderState
@@ -43,6 +44,8 @@ class LeaderState(msgspec.Struct, frozen=True, kw_only=True):
     traders: dict[int, TraderState] = {}
     next_trader_id: int = 1
     shutting_down: bool = False
+    # `trade stop`: the traders' processes are stopped, their states kept to resume.
+    stopped: bool = False
     # Set when a trader found the settings cannot trade: no trader starts until they change.
     untradable: str | None = None
     deaths_at_start: dict[int, int] = {}
@@ -80,20 +83,28 @@ def _stopped_if_empty(state: LeaderState) -> list[Message]:
 
 
 def _trading_started(state: LeaderState, event: TradingStarted) -> Step:
-    state = replace(state, shutting_down=False)
+    state = replace(state, shutting_down=event.shutdown, stopped=False)
     if state.traders:  # resuming: every cached trader goes on from its state
         return state, [StartTrader(state=t, restart=True) for t in state.traders.values()]
+    if state.shutting_down:
+        return state, _stopped_if_empty(state)
     if state.untradable:
         return state, [Notice(level="warning", text=f"{state.symbol}: {state.untradable}")]
     return _start_fresh(state, "trading started")
+
+
+def _trading_stopped(state: LeaderState, event: TradingStopped) -> Step:
+    note = Notice(level="info", text=f"{state.symbol}: trading stopped; {len(state.traders)} traders kept to resume")
+    return replace(state, stopped=True), [note]
 
 
 def _rebuy_requested(state: LeaderState, event: RebuyRequested) -> Step:
     label = f"{state.symbol}#{event.trader_id}"
     if event.trader_id not in state.traders:
         return state, [Notice(level="warning", text=f"rebuy from {label}, which this leader does not know")]
-    if state.shutting_down:
-        return state, [Notice(level="info", text=f"rebuy from {label} ignored: shutting down")]
+    if state.shutting_down or state.stopped:
+        why = "shutting down" if state.shutting_down else "trading stopped"
+        return state, [Notice(level="info", text=f"rebuy from {label} ignored: {why}")]
     if state.untradable:
         return state, []
     if len(state.traders) >= state.settings.chunks:
@@ -108,7 +119,7 @@ def _trader_reported(state: LeaderState, event: TraderReported) -> Step:
     if trader.phase == "DONE":
         done = _without(state, trader.trader_id)
         note = Notice(level="info", text=f"trader {trader.label} finished its cycle")
-        if done.shutting_down or done.untradable:
+        if done.shutting_down or done.untradable or done.stopped:
             return done, [note, *_stopped_if_empty(done)]
         new_state, commands = _start_fresh(done, f"replacing {trader.label}")
         return new_state, [note, *commands]
@@ -126,7 +137,7 @@ def _trader_reported(state: LeaderState, event: TraderReported) -> Step:
 
 def _trader_died(state: LeaderState, event: TraderDied) -> Step:
     trader = state.traders.get(event.trader_id)
-    if trader is None:
+    if trader is None or state.stopped:  # stopped: its death was asked for
         return state, []
     at_start = event.uptime_s < BOOT_GRACE_S
     deaths = state.deaths_at_start.get(trader.trader_id, 0) + 1 if at_start else 0
@@ -145,7 +156,7 @@ def _trader_died(state: LeaderState, event: TraderDied) -> Step:
 
 def _settings_changed(state: LeaderState, event: SettingsChanged) -> Step:
     state = replace(state, settings=event.settings, untradable=None)
-    if state.traders or state.shutting_down:
+    if state.traders or state.shutting_down or state.stopped:
         return state, []
     return _start_fresh(state, "settings changed")
 
@@ -157,6 +168,7 @@ def _shutdown_requested(state: LeaderState, event: ShutdownRequested) -> Step:
 
 HANDLERS: dict[type, Callable[[LeaderState, Message], Step]] = {
     TradingStarted: _trading_started,
+    TradingStopped: _trading_stopped,
     RebuyRequested: _rebuy_requested,
     TraderReported: _trader_reported,
     TraderDied: _trader_died,

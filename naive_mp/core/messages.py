@@ -89,7 +89,13 @@ class RequestRebuy(Message):
 
 
 class TradingStarted(Message):
-    """Trading of the symbol starts (or resumes)."""
+    """Trading of the symbol starts (or resumes); `shutdown`: only to finish what runs."""
+
+    shutdown: bool = False
+
+
+class TradingStopped(Message):
+    """Stop the symbol's traders now, keeping their states and orders to resume later."""
 
 
 class RebuyRequested(Message):

@@ -120,18 +120,21 @@ class PaperExchange:
         return order
 
     def _reserve(self, command: PlaceOrder) -> None:
-        """Check, then commit: an unaffordable order changes nothing."""
-        if self._quote_start is None:
-            return
-        wallet = self.balances.setdefault(command.symbol, Balances(quote=self._quote_start))
+        """Check, then commit: an unaffordable order changes nothing.
+
+        Without a start balance nothing is refused, and the wallet starts at 0:
+        its quote goes negative by what was spent, so the ledger still balances.
+        """
+        wallet = self.balances.setdefault(command.symbol, Balances(quote=self._quote_start or ZERO))
+        refuse = self._quote_start is not None
         if command.side == "BUY":
             cost = self._buy_cost(command.price, command.quantity)
-            if cost > wallet.quote:
+            if refuse and cost > wallet.quote:
                 raise ExchangeRefused(-2010, "Account has insufficient balance for requested action.")
             wallet.quote = EXACT.subtract(wallet.quote, cost)
             wallet.quote_reserved = EXACT.add(wallet.quote_reserved, cost)
         else:
-            if command.quantity > wallet.base:
+            if refuse and command.quantity > wallet.base:
                 raise ExchangeRefused(-2010, "Account has insufficient balance for requested action.")
             wallet.base = EXACT.subtract(wallet.base, command.quantity)
             wallet.base_reserved = EXACT.add(wallet.base_reserved, command.quantity)
@@ -152,8 +155,7 @@ class PaperExchange:
         if order is None:
             raise ExchangeRefused(-2011, "Unknown order sent.")
         self._close(order, "CANCELED")
-        if self._quote_start is not None:
-            self._release(order)
+        self._release(order)
         return order
 
     def _release(self, order: Order) -> None:
@@ -195,8 +197,7 @@ class PaperExchange:
         order.filled_trade_id = trade_id
         self.fills.append(Fill(order_id=order.order_id, side=order.side, price=order.price,
                                quantity=order.quantity, fee=fee, trade_id=trade_id))
-        if self._quote_start is not None:
-            self._settle(order, notional, fee)
+        self._settle(order, notional, fee)
         return OrderFilled(client_order_id=order.client_order_id, order_id=order.order_id,
                            side=order.side, price=order.price, quantity=order.quantity, trade_id=trade_id)
 
@@ -208,6 +209,18 @@ class PaperExchange:
         else:
             wallet.base_reserved = EXACT.subtract(wallet.base_reserved, order.quantity)
             wallet.quote = EXACT.add(wallet.quote, EXACT.subtract(notional, fee))
+
+    def restore(self, orders: list[Order], fills: list[Fill], balances: dict[str, Balances]) -> None:
+        """Take back a stored book (orders in placement order): the exchange goes on as it was."""
+        self.orders = {o.order_id: o for o in orders}
+        self.fills = list(fills)
+        self.balances = dict(balances)
+        self._open, self._open_by_client_id, self._latest_by_client_id = {}, {}, {}
+        for order in sorted(orders, key=lambda o: o.order_id):
+            self._latest_by_client_id[order.client_order_id] = order
+            if order.status == "NEW":
+                self._open.setdefault(order.symbol, []).append(order)
+                self._open_by_client_id[order.client_order_id] = order
 
     def open_orders(self, symbol: str) -> list[Order]:
         """Open orders of a symbol, in placement order."""

@@ -24,6 +24,9 @@ class TraderState(msgspec.Struct, frozen=True, kw_only=True):
     cycle: int = 1
     plan: CyclePlan | None = None
     rebuy_notified: bool = False
+    # The trade event of the last change: a trade up to it was applied already (a
+    # restarted streamer or trader sees it again), so handling it again does nothing.
+    last_trade_id: int = 0
     # Why the trader ended FAILED or UNTRADABLE, for the leader's log line.
     reason: str | None = None
 

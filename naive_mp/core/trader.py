@@ -145,7 +145,13 @@ TRANSITIONS: dict[tuple[str, type], tuple[frozenset, Handler]] = {
 
 
 def step(state: TraderState, event: Message) -> Step:
-    """Apply one event; returns the new state and the commands to carry out."""
+    """Apply one event; returns the new state and the commands to carry out.
+
+    A trade at or before the one of the last change was applied already: it
+    changes nothing (effects are exactly once however often a trade arrives).
+    """
+    if isinstance(event, TradeSeen) and event.trade_id <= state.last_trade_id:
+        return state, NOTHING
     try:
         targets, handler = TRANSITIONS[(state.phase, type(event))]
     except KeyError:
@@ -158,6 +164,9 @@ def step(state: TraderState, event: Message) -> Step:
             f"trader {state.label}: {state.phase} on {type(event).__name__} "
             f"led to {new_state.phase}, not one of {sorted(targets)}"
         )
+    trade_id = getattr(event, "trade_id", None)
+    if new_state is not state and trade_id and trade_id > new_state.last_trade_id:
+        new_state = replace(new_state, last_trade_id=trade_id)
     return new_state, commands
 
 

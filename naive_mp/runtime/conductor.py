@@ -14,7 +14,7 @@ import time
 
 from naive_mp import wire
 from naive_mp.core import trader as trader_core
-from naive_mp.core.messages import OrderFilled, TradeSeen
+from naive_mp.core.messages import OrderFilled, RebuyRequested, TradeSeen
 from naive_mp.core.state import TraderState
 
 log = logging.getLogger("naive_mp.leader")
@@ -25,7 +25,6 @@ DONE_WAIT_S = 30.0
 class Conductor:
     def __init__(self, leader):
         self.leader = leader
-        self.last_seq = 0
         self.current: int | None = None  # the seq being conducted
         self.waiting: tuple[int, int] | None = None  # (trader id, seq) whose Done we await
         self.done: wire.Done | None = None
@@ -34,7 +33,9 @@ class Conductor:
         leader = self.leader
         if crossed.seq == self.current:
             return  # sent again while we conduct it (a consumer restarted): acked when done
-        if crossed.seq > self.last_seq:
+        if leader.state.stopped:  # `trade stop`: the symbol sits this event out
+            pass
+        elif crossed.seq > leader.last_seq:
             self.current = crossed.seq
             self._wait_all_up()
             fills = {TraderState.trader_id_of(f.client_order_id): f for f in crossed.fills}
@@ -45,17 +46,18 @@ class Conductor:
             for tid, state in sorted(leader.state.traders.items()):
                 if tid not in fills and trader_core.reacts_to(state, trade.price):
                     reports.append(self._hand(tid, crossed.seq, trade))
-            leader.holding_count = True
-            for state in sorted((r for r in reports if r is not None), key=lambda s: s.trader_id):
-                leader.report(state)
-            leader.holding_count = False
-            leader.count_traders()
+            with leader.batch():  # stored, with the event's seq, before it is acked
+                for done in sorted((r for r in reports if r is not None), key=lambda d: d.state.trader_id):
+                    leader.report(done.state)
+                    if done.rebuy:
+                        leader.apply(RebuyRequested(trader_id=done.state.trader_id))
+                leader.last_seq = crossed.seq
             self._wait_all_up()
-            self.last_seq, self.current = crossed.seq, None
+            self.current = None
         # a duplicate (the streamer restarted) was handled before: just say so again
         leader.acks.send(wire.encode(wire.Handled(role="leader", symbol=crossed.symbol, seq=crossed.seq)))
 
-    def _hand(self, trader_id: int, seq: int, event: TradeSeen | OrderFilled) -> TraderState | None:
+    def _hand(self, trader_id: int, seq: int, event: TradeSeen | OrderFilled) -> wire.Done | None:
         """Hand one event to one trader and wait for its new state (resent if it restarted)."""
         leader = self.leader
         deadline = time.monotonic() + DONE_WAIT_S
@@ -73,7 +75,7 @@ class Conductor:
             if not leader.serve(timeout_ms=50):
                 raise SystemExit(0)
         self.waiting = None
-        return self.done.state
+        return self.done
 
     def on_done(self, trader_id: int, done: wire.Done) -> None:
         if self.waiting == (trader_id, done.seq):

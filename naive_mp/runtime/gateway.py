@@ -22,16 +22,18 @@ import zmq
 from naive_mp import wire
 from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dict, write_atomically
 from naive_mp.core.messages import OrderFilled
-from naive_mp.core.paper import ExchangeRefused, Order, PaperExchange
+from naive_mp.core.paper import ExchangeRefused, Fill, Order, PaperExchange
 from naive_mp.core.settings import Settings
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import publisher, subscriber, welcome
+from naive_mp.store import FeedRecord, Store
 
 log = logging.getLogger("naive_mp.gateway")
 
 HEARTBEAT_S = 1.0
 MAX_LATENCIES = 1_000_000
+FEED_SAVE_S = 0.2
 
 
 def order_info(order: Order) -> wire.OrderInfo:
@@ -41,14 +43,22 @@ def order_info(order: Order) -> wire.OrderInfo:
 
 
 class SymbolFeed:
-    """What the gateway saw of one symbol's trade stream."""
+    """What the gateway applied of one symbol's trade stream (stored as a FeedRecord)."""
 
-    def __init__(self):
-        self.events = 0
-        self.next_seq = 0
-        self.lost = 0
-        self.last_trade_id = 0
-        self.last_price = None
+    def __init__(self, record: FeedRecord | None = None):
+        record = record or FeedRecord()
+        self.next_seq = record.last_seq + 1 if record.last_seq else 0
+        self.lost = record.lost
+        self.last_trade_id = record.last_trade_id
+        self.last_price = record.last_price
+
+    def record(self) -> FeedRecord:
+        return FeedRecord(last_seq=max(self.next_seq - 1, 0), last_trade_id=self.last_trade_id,
+                          last_price=self.last_price, lost=self.lost)
+
+    @property
+    def events(self) -> int:
+        return self.record().events
 
 
 class Gateway:
@@ -59,9 +69,35 @@ class Gateway:
         self.feeds = {symbol: SymbolFeed() for symbol in spec.filters}
         self.latencies_ns: list[int] = []
         self.started_at = time.time()
+        self.feeds_saved_at = 0.0
+        self.feeds_dirty = False
+
+    def _restore(self) -> None:
+        """Take the book back from the store: a restarted gateway goes on as if it had never died."""
+        self.store = Store(self.spec.run_dir)
+        book = self.store.book()
+        self.exchange.restore(book.orders, book.fills, book.balances)
+        for symbol, record in book.feeds.items():
+            self.feeds[symbol] = SymbolFeed(record)
+        if book.orders:
+            open_orders = sum(o.status == "NEW" for o in book.orders)
+            log.info("book restored: %d orders (%d open), %d fills", len(book.orders), open_orders, len(book.fills))
+
+    def _commit(self, symbol: str, orders: list[Order], fills: list[Fill] = ()) -> None:
+        """Durably record what changed in `symbol`'s book, with the feed position it goes with."""
+        wallet = self.exchange.balances.get(symbol)
+        self.store.save_book(orders, fills, {symbol: wallet} if wallet else {},
+                             {symbol: self.feeds[symbol].record()})
+
+    def _save_feeds(self, force: bool = False) -> None:
+        """Feed positions alone change nothing in the book: saved now and then, for the counts."""
+        if self.feeds_dirty and (force or time.monotonic() - self.feeds_saved_at > FEED_SAVE_S):
+            self.store.save_book([], [], {}, {s: f.record() for s, f in self.feeds.items()})
+            self.feeds_saved_at, self.feeds_dirty = time.monotonic(), False
 
     def run(self) -> int:
         self.signals = SignalQueue()
+        self._restore()
         self.ctx = zmq.Context()
         run_dir = self.spec.run_dir
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -75,6 +111,7 @@ class Gateway:
         try:
             self._loop()
         finally:
+            self._save_feeds(force=True)
             self._write_results()
             self.ctx.destroy(linger=0)  # stopped last: every peer is gone, nothing waits for us
         return 0
@@ -88,6 +125,7 @@ class Gateway:
         decode_request = wire.Decoder("gateway", wire.GatewayRequest)
         next_beat = 0.0
         while not self.signals.take():
+            self._save_feeds()
             if time.monotonic() >= next_beat:
                 self._beat()
                 next_beat = time.monotonic() + HEARTBEAT_S
@@ -116,23 +154,43 @@ class Gateway:
             self.acks.send(wire.encode(wire.Handled(role="gateway", symbol=message.symbol, seq=message.last_seq)))
 
     def _on_batch(self, batch: wire.TradeBatch) -> None:
+        """Apply each trade once: a trade already applied (a restarted streamer resends) is skipped."""
         feed = self.feeds.setdefault(batch.symbol, SymbolFeed())
-        if feed.next_seq and batch.seq > feed.next_seq:
+        if feed.next_seq and batch.seq > feed.next_seq and not self.spec.lockstep:
             feed.lost += batch.seq - feed.next_seq
             log.warning("lost %d %s trades before seq %d", batch.seq - feed.next_seq, batch.symbol, batch.seq)
         first = max(0, feed.next_seq - batch.seq) if feed.next_seq else 0
-        feed.next_seq = max(feed.next_seq, batch.seq + len(batch.trades))
-        if self.spec.lockstep:  # a restarted streamer resends what was handled: say so again
+        if self.spec.lockstep:  # handled before: say so again, with the fills it caused then
             for offset, trade in enumerate(batch.trades[:first]):
-                self._crossed(batch.symbol, batch.seq + offset, trade, [])
+                self._crossed(batch.symbol, batch.seq + offset, trade, self._fills_of(batch.symbol, trade.trade_id))
         for offset, trade in enumerate(batch.trades[first:], start=first):
-            fills = self.exchange.on_trade(batch.symbol, trade.trade_id, trade.price)
-            feed.events += 1
-            feed.last_trade_id, feed.last_price = trade.trade_id, trade.price
-            for fill in fills:
-                self._publish_fill(batch.symbol, fill, batch.sent_ns)
-            if self.spec.lockstep:
-                self._crossed(batch.symbol, batch.seq + offset, trade, fills)
+            self._apply(batch, batch.seq + offset, trade)
+
+    def _apply(self, batch: wire.TradeBatch, seq: int, trade: wire.Trade) -> None:
+        feed = self.feeds[batch.symbol]
+        fills = self.exchange.on_trade(batch.symbol, trade.trade_id, trade.price)
+        feed.next_seq, feed.last_trade_id, feed.last_price = seq + 1, trade.trade_id, trade.price
+        self.feeds_dirty = True
+        if fills:  # committed before anyone hears of them
+            self._commit(batch.symbol, [self.exchange.orders[f.order_id] for f in fills],
+                         self.exchange.fills[-len(fills):])
+        # Without fills the book did not change: re-applying this trade after a crash is a no-op
+        # (an order placed since was committed with this position), so the position waits.
+        for fill in fills:
+            self._publish_fill(batch.symbol, fill, batch.sent_ns)
+        if self.spec.lockstep:
+            self._crossed(batch.symbol, seq, trade, fills)
+
+    def _fills_of(self, symbol: str, trade_id: int) -> list[OrderFilled]:
+        """The fills trade `trade_id` caused, as they were published then."""
+        fills = []
+        for fill in self.exchange.fills:
+            order = self.exchange.orders[fill.order_id]
+            if fill.trade_id == trade_id and order.symbol == symbol:
+                fills.append(OrderFilled(client_order_id=order.client_order_id, order_id=order.order_id,
+                                         side=order.side, price=fill.price, quantity=fill.quantity,
+                                         trade_id=trade_id))
+        return fills
 
     def _crossed(self, symbol: str, seq: int, trade: wire.Trade, fills: list[OrderFilled]) -> None:
         """Lockstep: the symbol's leader conducts its traders from here."""
@@ -165,9 +223,11 @@ class Gateway:
                 return wire.GatewayReply(req_id=request.req_id, code=-2013, reason="Order does not exist.")
             return wire.GatewayReply(req_id=request.req_id, order=order_info(order))
         try:
-            return wire.GatewayReply(req_id=request.req_id, order=order_info(self.exchange.cancel(request.client_order_id)))
+            canceled = self.exchange.cancel(request.client_order_id)
         except ExchangeRefused as refused:
             return wire.GatewayReply(req_id=request.req_id, code=refused.code, reason=refused.message)
+        self._commit(canceled.symbol, [canceled])
+        return wire.GatewayReply(req_id=request.req_id, order=order_info(canceled))
 
     def _place(self, request: wire.Place) -> wire.GatewayReply:
         received_ns = time.monotonic_ns()
@@ -184,6 +244,7 @@ class Gateway:
         except ExchangeRefused as refused:
             log.warning("refused %s: %s %s", request.order.client_order_id, refused.code, refused.message)
             return wire.GatewayReply(req_id=request.req_id, code=refused.code, reason=refused.message)
+        self._commit(order.symbol, [order])  # acknowledged only once it is durable
         return wire.GatewayReply(req_id=request.req_id, order=order_info(order))
 
     # -- status and results ---------------------------------------------------------
@@ -199,9 +260,10 @@ class Gateway:
         run_dir = Path(self.spec.run_dir)
         orders = sorted(self.exchange.orders.values(), key=lambda o: o.order_id)
         write_atomically(run_dir / "orders.csv", orders_csv(orders))
+        leaders = self.store.leaders()
         summaries = [
             summarize(symbol, [o for o in orders if o.symbol == symbol], self.exchange.fee,
-                      feed.events, 0, feed.last_price)
+                      feed.events, leaders[symbol].max_traders if symbol in leaders else 0, feed.last_price)
             for symbol, feed in self.feeds.items() if feed.events or any(o.symbol == symbol for o in orders)
         ]
         summary = summary_dict(combine(summaries))

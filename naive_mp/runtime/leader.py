@@ -8,26 +8,26 @@ lockstep, the `Conductor` hands its traders each event in strategy.md's
 order.
 """
 
-import json
+import contextlib
 import logging
 import os
 import signal
 import time
-from pathlib import Path
 
 import zmq
 from msgspec.structs import replace
 
 from naive_mp import logs, wire
-from naive_mp.backtest.report import write_atomically
 from naive_mp.core import leader as core
-from naive_mp.core.messages import Notice, RebuyRequested, StartTrader, SymbolStopped, TraderDied, TraderReported, TradingStarted
+from naive_mp.core.messages import (Notice, RebuyRequested, SettingsChanged, ShutdownRequested, StartTrader,
+                                    SymbolStopped, TraderDied, TraderReported, TradingStarted, TradingStopped)
 from naive_mp.core.state import TraderState
 from naive_mp.runtime import trader as trader_process
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.process import fork_child, set_title
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import subscriber
+from naive_mp.store import LeaderRecord, Store
 
 log = logging.getLogger("naive_mp.leader")
 
@@ -67,34 +67,90 @@ class LeaderProcess:
         self.started_at = time.time()
         self.conductor = None
         self.next_beat = 0.0
-        self.holding_count = False  # lockstep: inside one event's reports
-        self.feed_live = False
+        self.holding = False  # inside one batch of changes: counted and committed once, at its end
+        self.feed_live = False  # lockstep: the gateway's Crossed notices reach us
+        self.streamer_live = False  # a streamer greeted our subscription (each new one hears Ready)
+        self.last_seq = 0  # lockstep: the last trade event fully handled
 
-    # -- persistence of what must survive a leader restart --------------------------------
-
-    def _state_path(self) -> Path:
-        return Path(self.spec.run_dir) / f"leader-{self.symbol}.json"
+    # -- the store: what must survive a leader restart ---------------------------------------
 
     def _load(self) -> None:
-        try:
-            saved = json.loads(self._state_path().read_text())
-        except FileNotFoundError:
-            return
-        # Trader ids are unique for the life of the run directory: the counter survives us.
-        self.state = replace(self.state, next_trader_id=saved.get("next_trader_id", 1))
-        if saved.get("run_id") == self.spec.run_id:  # a restart within this run
-            self.max_traders = saved.get("max_traders", 0)
+        """Our record, our traders' last acknowledged states and the symbol's settings, from the store."""
+        self.store = Store(self.spec.run_dir)
+        record, traders = self.store.leader(self.symbol)
+        record = record or LeaderRecord(symbol=self.symbol)
+        settings, filters = self.store.settings().get(self.symbol, (self.state.settings, self.state.filters))
+        self.state = replace(self.state, settings=settings, filters=filters, traders=traders,
+                             next_trader_id=record.next_trader_id, untradable=record.untradable)
+        self.max_traders, self.last_seq = record.max_traders, record.last_seq
+        self.saved = (self.state, self._record())
+        if traders:
+            log.info("%s: %d traders back from the store: %s", self.symbol, len(traders),
+                     ", ".join(f"#{t.trader_id} {t.phase}" for t in traders.values()))
 
-    def _save(self) -> None:
-        data = {"next_trader_id": self.state.next_trader_id, "max_traders": self.max_traders,
-                "run_id": self.spec.run_id}
-        write_atomically(self._state_path(), json.dumps(data))
+    def _record(self) -> LeaderRecord:
+        return LeaderRecord(symbol=self.symbol, next_trader_id=self.state.next_trader_id,
+                            max_traders=self.max_traders, last_seq=self.last_seq,
+                            shutting_down=self.state.shutting_down, untradable=self.state.untradable)
+
+    def commit(self) -> None:
+        """Store what changed since the last commit: done before anyone hears of it (acks, forks)."""
+        before, saved_record = self.saved
+        record = self._record()
+        changed = [t for tid, t in self.state.traders.items() if before.traders.get(tid) is not t]
+        removed = list(before.traders.keys() - self.state.traders.keys())
+        if changed or removed or record != saved_record:
+            self.store.save_leader(record, changed, removed)
+        self.saved = (self.state, record)
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Changes inside are counted and committed once, at the end; traders start after the commit."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        self.count_traders()
+        self.commit()
+        self._start_due()
+
+    def _trading_event(self):
+        """What the operator's trading status (`naive-mp trade`) asks of this leader now."""
+        status = self.store.trading().get(self.symbol, "start")
+        if status == "stop":
+            return None if self.state.stopped else TradingStopped()
+        if status == "shutdown" and not self.state.stopped:
+            return None if self.state.shutting_down else ShutdownRequested()
+        if status == "start" and not self.state.stopped and not self.state.shutting_down:
+            return None
+        return TradingStarted(shutdown=status == "shutdown")
+
+    def _reload_trading(self) -> None:
+        event = self._trading_event()
+        if event is not None:
+            log.info("%s: trading %s", self.symbol, type(event).__name__)
+            self.apply(event)
+            if isinstance(event, TradingStopped):
+                self._pause_traders()
+
+    def _reload_settings(self) -> None:
+        settings, filters = self.store.settings().get(self.symbol, (self.state.settings, self.state.filters))
+        if settings != self.state.settings:
+            log.info("%s: new settings for the traders started from now on", self.symbol)
+            self.apply(SettingsChanged(settings=settings))
+
+    def _pause_traders(self) -> None:
+        """`trade stop`: the processes stop; their states stay cached (and stored) to resume."""
+        for proc in self.procs.values():
+            if proc.pid > 0 and not proc.retired:
+                _signal(proc.pid, signal.SIGTERM)
 
     # -- boot and loop ------------------------------------------------------------------------
 
     def run(self) -> int:
         set_title(f"leader {self.symbol}")
-        self.signals = SignalQueue((signal.SIGTERM, signal.SIGCHLD))
+        self.signals = SignalQueue((signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1))
         self.ctx = zmq.Context()
         run_dir = self.spec.run_dir
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -104,26 +160,29 @@ class LeaderProcess:
         self.acks = self.ctx.socket(zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
         self.control = ControlLink(run_dir, context=self.ctx)
+        # The trade stream only for its ends, and to greet each (re)started streamer with Ready.
+        self.ends = subscriber(self.ctx, wire.address(run_dir, "trades"), [wire.END_TOPIC])
+        self.decode_ends = wire.Decoder("trades", wire.StreamMessage)
+        self.feed = None
         if self.spec.lockstep:
             from naive_mp.runtime.conductor import Conductor
             self.conductor = Conductor(self)
             self.feed = subscriber(self.ctx, wire.address(run_dir, "updates"), [wire.lockstep_topic(self.symbol)])
             self.decode_feed = wire.Decoder("updates", wire.UpdateMessage)
-        else:  # only for the end of the stream
-            self.feed = subscriber(self.ctx, wire.address(run_dir, "trades"), [wire.END_TOPIC])
-            self.decode_feed = wire.Decoder("trades", wire.StreamMessage)
         self.decode_trader = wire.Decoder(f"leader-{self.symbol}", wire.TraderToLeader)
         self.poller = zmq.Poller()
-        for sock in (self.router, self.feed):
-            self.poller.register(sock, zmq.POLLIN)
+        for sock in (self.router, self.ends, self.feed):
+            if sock is not None:
+                self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self.signals.fd, zmq.POLLIN)
         self._load()
-        self.apply(TradingStarted())
+        self.apply(self._trading_event() or TradingStarted())
         try:
             self._loop()
         finally:
             self._stop_traders()
-            self._save()
+            self.commit()
+            self.store.close()
             self.ctx.destroy(linger=0)  # traders are gone; the streamer, if any, no longer waits
         return 0
 
@@ -136,6 +195,10 @@ class LeaderProcess:
         for signum in self.signals.take():
             if signum == signal.SIGCHLD:
                 self._reap()
+            elif signum == signal.SIGHUP:
+                self._reload_settings()
+            elif signum == signal.SIGUSR1:
+                self._reload_trading()
             else:
                 log.info("%s leader stopping on signal %d", self.symbol, signum)
                 return False
@@ -149,6 +212,8 @@ class LeaderProcess:
                 frames = self.router.recv_multipart()
                 if len(frames) == 2:
                     self._on_trader(*frames)
+            elif sock is self.ends:
+                self._on_ends(wire.split_topic(self.ends.recv())[1])
             elif sock is self.feed:
                 self._on_feed(wire.split_topic(self.feed.recv())[1])
         return True
@@ -172,10 +237,13 @@ class LeaderProcess:
                 log.info("%s#%d back up (pid %d), %.1f ms after its death was seen; restart %d",
                          self.symbol, int(identity), proc.pid, (time.monotonic() - proc.died) * 1e3, proc.restarts)
             self._maybe_ready()
-        elif isinstance(message, wire.Report):
+        elif isinstance(message, (wire.Report, wire.RebuyNotice)):
             if message.req_id > proc.last_req_id:  # a resend of an old report changes nothing
                 proc.last_req_id, proc.orders = message.req_id, message.orders
-                self.report(message.state)
+                with self.batch():  # the state and its rebuy notice: stored together, then acked
+                    self.report(message.state)
+                    if isinstance(message, wire.RebuyNotice):
+                        self.apply(RebuyRequested(trader_id=message.state.trader_id))
             self.send_to(identity, wire.Ack(req_id=message.req_id))
         elif isinstance(message, wire.Drained):
             proc.drained = max(proc.drained, message.seq)
@@ -193,21 +261,28 @@ class LeaderProcess:
                 raise
             return False
 
+    def _on_ends(self, frame: bytes) -> None:
+        message = self.decode_ends.or_drop(frame)
+        if isinstance(message, wire.Welcome):  # a streamer (re)started: it waits for our Ready
+            self.streamer_live, self.ready_sent = True, False
+            self._maybe_ready()
+        elif isinstance(message, wire.StreamEnded) and message.symbol == self.symbol and not self.spec.lockstep:
+            self.ended_seq, self.ended_at = message.last_seq, time.monotonic()
+
     def _on_feed(self, frame: bytes) -> None:
         message = self.decode_feed.or_drop(frame)
         if isinstance(message, wire.Welcome):
             self.feed_live = True
             self._maybe_ready()
-        elif isinstance(message, wire.StreamEnded) and message.symbol == self.symbol:
-            self.ended_seq, self.ended_at = message.last_seq, time.monotonic()
         elif isinstance(message, wire.Crossed):
             self.conductor.conduct(message)
 
     def _maybe_ready(self) -> None:
-        """Tell the streamer to go once the feed is live and a first trader listens."""
-        if self.ready_sent or not self.feed_live:
+        """Tell the streamer to go once we hear it (and, in lockstep, the gateway) and a first trader listens."""
+        if self.ready_sent or not self.streamer_live or (self.spec.lockstep and not self.feed_live):
             return
-        if self.state.traders and not any(p.hello for p in self.procs.values()):
+        running = self.state.traders and not self.state.stopped
+        if running and not any(p.hello for p in self.procs.values()):
             return
         self.acks.send(wire.encode(wire.Ready(role="leader", symbol=self.symbol)))
         self.ready_sent = True
@@ -229,16 +304,16 @@ class LeaderProcess:
     # -- the pure policy, and carrying out what it says ------------------------------------
 
     def report(self, state: TraderState) -> None:
-        """A trader's new state: cache it; a rebuy shows as rebuy_notified turning true."""
-        cached = self.state.traders.get(state.trader_id)
-        rebuy = cached is not None and state.rebuy_notified and not cached.rebuy_notified
+        """A trader's new state: the cache a restart of it starts from."""
         self.apply(TraderReported(state=state))
-        if rebuy:
-            self.apply(RebuyRequested(trader_id=state.trader_id))
 
     def apply(self, event) -> None:
+        """Step the policy, store the outcome, then carry out its commands."""
         before = self.state
         self.state, commands = core.step(self.state, event)
+        if not self.holding:
+            self.count_traders()
+            self.commit()
         for trader_id in before.traders.keys() - self.state.traders.keys():
             self._retire(trader_id)
         for command in commands:
@@ -248,11 +323,8 @@ class LeaderProcess:
                 self.delayed.append((time.monotonic() + command.delay_s, command))
             elif isinstance(command, SymbolStopped):
                 log.info("%s: no trader left after shutdown", self.symbol)
-        if not self.holding_count:
-            self.count_traders()
-        if self.state.next_trader_id != before.next_trader_id:
-            self._save()
-        self._start_due()
+        if not self.holding:
+            self._start_due()
 
     def count_traders(self) -> None:
         """Most traders alive at once; in lockstep counted once per event, as the backtester does."""
@@ -266,6 +338,8 @@ class LeaderProcess:
             _signal(proc.pid, signal.SIGTERM)
 
     def _start_due(self) -> None:
+        if self.holding:
+            return  # after the batch's commit
         now = time.monotonic()
         due = [c for t, c in self.delayed if t <= now]
         self.delayed = [(t, c) for t, c in self.delayed if t > now]
@@ -274,9 +348,12 @@ class LeaderProcess:
 
     def _fork(self, command: StartTrader) -> None:
         state = command.state
-        if state.trader_id not in self.state.traders:
-            return  # given up or finished meanwhile
+        if state.trader_id not in self.state.traders or self.state.stopped:
+            return  # given up or finished meanwhile, or trading stopped
         old = self.procs.get(state.trader_id)
+        if old is not None and old.pid > 0 and not old.retired:
+            return  # still running (trading resumed while it was)
+        state = self.state.traders[state.trader_id]  # the latest state, not the one when asked
         restarts = old.restarts + 1 if old and command.restart else 0
         pid = fork_child(f"trader {state.label} {state.phase}", lambda: trader_process.run(self.spec, state),
                          log_name=f"trader {state.label}")
@@ -301,6 +378,9 @@ class LeaderProcess:
             if trader_id not in self.state.traders:  # it finished, and left
                 del self.procs[trader_id]
                 continue
+            if self.state.stopped:  # `trade stop` asked for it
+                log.info("%s#%d (pid %d) stopped; its state is kept", self.symbol, trader_id, pid)
+                continue
             log.warning("%s#%d (pid %d) died: %s", self.symbol, trader_id, pid, _describe(status))
             self.apply(TraderDied(trader_id=trader_id, uptime_s=time.monotonic() - proc.started))
             if self.conductor is not None:
@@ -315,8 +395,9 @@ class LeaderProcess:
                              orders=p.orders, restarts=p.restarts, started_at=p.started_at)
             for tid, p in sorted(self.procs.items()) if p.pid > 0 and not p.retired
         ]
+        mode = "stopped, " if self.state.stopped else "shutting down, " if self.state.shutting_down else ""
         info = wire.ProcessInfo(role="leader", pid=os.getpid(), symbol=self.symbol,
-                                state=f"{len(self.state.traders)} traders", started_at=self.started_at)
+                                state=f"{mode}{len(self.state.traders)} traders", started_at=self.started_at)
         self.control.beat(info, children)
 
     def _stop_traders(self) -> None:

@@ -12,27 +12,24 @@ In lockstep it sends one trade at a time and waits until the gateway and
 the symbol's leader say they handled it.
 """
 
-import json
 import logging
 import os
 import time
-from pathlib import Path
 
 import zmq
 
 from naive_mp import wire
-from naive_mp.backtest.report import write_atomically
 from naive_mp.backtest.tape import read_tape
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import HWM, publisher, welcome
+from naive_mp.store import Store, StreamPosition
 
 log = logging.getLogger("naive_mp.streamer")
 
 BATCH = 256  # most trades in one message when behind schedule (speed max)
 HEARTBEAT_S = 1.0
 SAVE_EVERY_S = 0.2
-POSITION_FILE = "streamer.json"
 
 
 class Stopped(Exception):
@@ -42,7 +39,7 @@ class Stopped(Exception):
 class Streamer:
     def __init__(self, spec: wire.RunSpec):
         self.spec = spec
-        self.position = self._load_position()  # tape index, offset in it, per-symbol seq
+        self.position: dict = {}  # tape index, offset in it, per-symbol seq (loaded after the fork)
         self.ready: set[tuple[str, str | None]] = set()
         self.handled: dict[tuple[str, str], int] = {}
         self.ended: dict[str, int] = {}  # symbol -> last seq, once its stream is over
@@ -52,35 +49,25 @@ class Streamer:
         self.next_beat = 0.0
         self.saved_at = 0.0
 
-    # -- position across restarts -------------------------------------------------
-
-    def _position_path(self) -> Path:
-        return Path(self.spec.run_dir) / POSITION_FILE
+    # -- position across restarts (the store's stream table) ----------------------------
 
     def _load_position(self) -> dict:
-        """Where a streamer of this run stopped; a fresh start for a new run.
-
-        Resuming an earlier run's replay needs its orders and traders back too:
-        that arrives with durable state. Until then a position only counts
-        within one run (a restarted streamer), for the same tapes.
-        """
-        fresh = {"run_id": self.spec.run_id, "tapes": self.spec.replay, "tape": 0, "offset": 0, "seq": {}}
-        try:
-            saved = json.loads(self._position_path().read_text())
-        except (FileNotFoundError, ValueError):
-            return fresh
-        same_run = saved.get("run_id") == self.spec.run_id and saved.get("tapes") == self.spec.replay
-        return saved if same_run else fresh
+        """Where this run's replay stands: a restart (of us, or of the whole tree) goes on from there."""
+        self.store = Store(self.spec.run_dir)
+        saved = self.store.position() or StreamPosition()
+        return {"tape": saved.tape, "offset": saved.offset, "seq": dict(saved.seq), "ended": saved.ended}
 
     def _save_position(self, force: bool = False) -> None:
         if force or time.monotonic() - self.saved_at > SAVE_EVERY_S:
-            write_atomically(self._position_path(), json.dumps(self.position))
+            self.store.save_position(StreamPosition(tape=self.position["tape"], offset=self.position["offset"],
+                                                    seq=self.position["seq"], ended=self.position["ended"]))
             self.saved_at = time.monotonic()
 
     # -- boot -----------------------------------------------------------------------
 
     def run(self) -> int:
         self.signals = SignalQueue()
+        self.position = self._load_position()
         self.ctx = zmq.Context()
         self.pub = publisher(self.ctx, wire.address(self.spec.run_dir, "trades"))
         self.acks = self.ctx.socket(zmq.PULL)
@@ -97,18 +84,17 @@ class Streamer:
             self._replay()
         except Stopped:
             self._save_position(force=True)  # a stopped replay resumes here on the next start
-        else:  # the replay is over: the next start replays from the beginning
-            self._position_path().unlink(missing_ok=True)
+        else:  # the replay is over and handled: the next start archives the run
+            self.position["ended"] = True
+            self._save_position(force=True)
         finally:
+            self.store.close()
             self.ctx.destroy(linger=1000)
         return 0
 
     def _expected_ready(self) -> set:
-        # A restarted streamer finds the leaders long up (they said Ready to its predecessor);
-        # the gateway says Ready again on every (re)connection.
-        resumed = self.position["tape"] or self.position["offset"]
-        leaders = set() if resumed else {("leader", s) for s in self.spec.symbols}
-        return {("gateway", None)} | leaders
+        # The gateway and every leader say Ready on each streamer's greeting, a restarted one's too.
+        return {("gateway", None)} | {("leader", s) for s in self.spec.symbols}
 
     def _wait_ready(self) -> None:
         expected = self._expected_ready()

@@ -25,7 +25,8 @@ from naive_mp.runtime import rundir
 from naive_mp.runtime.control import ControlServer
 from naive_mp.runtime.process import (EXIT_BOOT, BootError, become_subreaper, child_pids, describe_exit,
                                       fork_child, set_title)
-from naive_mp.wire import Heartbeat, ProcessInfo, RunSpec, StatusReply, StatusRequest, StopReply, StopRequest
+from naive_mp.wire import (Heartbeat, ProcessInfo, ReloadReply, ReloadRequest, RunSpec, StatusReply, StatusRequest,
+                           StopReply, StopRequest)
 
 log = logging.getLogger("naive_mp.supervisor")
 
@@ -206,7 +207,7 @@ class Supervisor:
                     self._hurry = True
                 self._request_stop(0, f"{name} received")
             elif signum == signal.SIGHUP:
-                log.info("reload: nothing to reload yet")
+                self.reload("settings")
             # SIGCHLD: only wakes the loop, which reaps on every turn
 
     def _poll(self, timeout_s: float) -> None:
@@ -340,7 +341,20 @@ class Supervisor:
         if isinstance(message, StopRequest):
             self._request_stop(0, "stop requested")
             return StopReply(pid=os.getpid())
+        if isinstance(message, ReloadRequest):
+            return ReloadReply(leaders=self.reload(message.what))
         raise TypeError(f"unexpected {type(message).__name__} on the control socket")
+
+    def reload(self, what: str) -> int:
+        """Have every leader read its settings (SIGHUP) or trading status (SIGUSR1) from the store."""
+        signum = {"settings": signal.SIGHUP, "trading": signal.SIGUSR1}.get(what)
+        if signum is None:
+            raise ValueError(f"nothing called {what!r} to reload")
+        leaders = [c for c in self.children if c.spec.role == "leader" and c.pid is not None]
+        for child in leaders:
+            self._send(child, signum)
+        log.info("reload of %s: told %d leaders", what, len(leaders))
+        return len(leaders)
 
     def status(self) -> StatusReply:
         """Every running process: children as their heartbeats describe them, a leader's traders after it."""

@@ -57,6 +57,7 @@ class TraderProcess:
         self.cause_ns = 0
         self.conducted = False  # lockstep: inside a Handle, the Done carries the state
         self.reported: TraderState | None = None
+        self.rebuy_unacked = False  # a rebuy notice not yet acked rides on every report until it is
 
     # -- boot -----------------------------------------------------------------
 
@@ -84,7 +85,8 @@ class TraderProcess:
         try:
             if not self.spec.lockstep and not self._wait_live():
                 return 0
-            self._reconcile()
+            if not self.spec.lockstep:  # in lockstep the leader hands us again what we missed
+                self._reconcile()
             self._listen_if_needed()
             self._warm_up()
             self.leader.send(wire.encode(wire.Hello(trader_id=tid, pid=os.getpid())))
@@ -256,6 +258,8 @@ class TraderProcess:
     def _on_leader(self, message) -> None:
         if isinstance(message, wire.Ack):
             if self.unacked is not None and message.req_id == self.unacked.req_id:
+                if isinstance(self.unacked, wire.RebuyNotice):
+                    self.rebuy_unacked = False
                 self.unacked = None
         elif isinstance(message, wire.Handle):  # lockstep: handle exactly this, then say so
             self.conducted = True
@@ -264,7 +268,9 @@ class TraderProcess:
             else:
                 self._handle(message.event)
             self.conducted = False
-            self.leader.send(wire.encode(wire.Done(seq=message.seq, state=self.state, orders=self.orders)))
+            self.leader.send(wire.encode(wire.Done(seq=message.seq, state=self.state, orders=self.orders,
+                                                   rebuy=self.rebuy_unacked)))
+            self.rebuy_unacked = False
 
     # -- stepping the core and carrying out its commands -----------------------------
 
@@ -279,6 +285,7 @@ class TraderProcess:
                 self._place(command)  # may step again: a refusal, or a retry's fill
             elif isinstance(command, RequestRebuy):
                 log.info("%s: rebuy triggered", changed.label)
+                self.rebuy_unacked = True
         if changed is not before:
             self._changed(before.phase, changed)
 
@@ -308,7 +315,8 @@ class TraderProcess:
     def _report(self) -> None:
         self.reported = self.state
         self.req_id += 1
-        self.unacked = wire.Report(req_id=self.req_id, state=self.state, orders=self.orders)
+        kind = wire.RebuyNotice if self.rebuy_unacked else wire.Report
+        self.unacked = kind(req_id=self.req_id, state=self.state, orders=self.orders)
         self._send_report()
 
     def _send_report(self) -> None:
