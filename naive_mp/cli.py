@@ -4,9 +4,12 @@ import click
 
 from naive_mp.commands.backtest import backtest
 from naive_mp.commands.demo import demo
+from naive_mp.commands.orders import orders
+from naive_mp.commands.settings import reload, settings
 from naive_mp.commands.start import start
 from naive_mp.commands.status import status
 from naive_mp.commands.stop import stop
+from naive_mp.commands.trade import trade
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +23,7 @@ main.add_command(demo)
 main.add_command(start)
 main.add_command(status)
 main.add_command(stop)
+main.add_command(orders)
+main.add_command(settings)
+main.add_command(reload)
+main.add_command(trade)

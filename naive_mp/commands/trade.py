@@ -1,0 +1,36 @@
+"""`naive-mp trade start|stop|shutdown SYMBOL`: trading control of one symbol (book chapter 11)."""
+
+import click
+
+from naive_mp.commands.status import run_dir_option
+from naive_mp.commands.store_access import open_store, tell_leaders
+from naive_mp.store import StoreError
+
+MEANING = {
+    "start": "trading (cached traders resume)",
+    "stop": "stopped now (traders' states and orders kept to resume)",
+    "shutdown": "shutting down (no rebuys, no replacements; it stops when its last trader finishes)",
+}
+
+
+@click.command()
+@click.argument("action", type=click.Choice(["start", "stop", "shutdown"]))
+@click.argument("symbol")
+@run_dir_option
+def trade(action, symbol, run_dir):
+    """Start trading SYMBOL, stop it now (states and orders kept), or shut it down gracefully.
+
+    Kept in the run directory's store: it holds across restarts, and works
+    whether or not the system runs.
+    """
+    symbol = symbol.upper()
+    store = open_store(run_dir)
+    try:
+        store.set_trading(symbol, action)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    told = tell_leaders(run_dir, "trading")
+    where = "now" if told else "from the next `naive-mp start`"
+    click.echo(f"{symbol}: {MEANING[action]}, {where}")
