@@ -6,15 +6,16 @@ ascending id, (3) hands every other trader the trade if it reacts to it,
 ascending id, one at a time, each placing its orders before it answers, so
 the exchange numbers orders exactly as the backtester does; (4) lets the
 leader policy handle the reports in ascending id, waits until every new
-trader is up, and tells the streamer the event is handled.
+trader is up, and tells the streamer the event is handled. The order of
+(2)-(4) is naive_mp.core.order's, the same the backtester follows.
 """
 
 import logging
 import time
 
 from naive_mp import wire
-from naive_mp.core import trader as trader_core
-from naive_mp.core.messages import OrderFilled, TradeSeen
+from naive_mp.core import order
+from naive_mp.core.messages import OrderFilled, TradeSeen, TraderReported
 from naive_mp.core.state import TraderState
 
 log = logging.getLogger("naive_mp.leader")
@@ -37,17 +38,15 @@ class Conductor:
         if crossed.seq > self.last_seq:
             self.current = crossed.seq
             self._wait_all_up()
-            fills = {TraderState.trader_id_of(f.client_order_id): f for f in crossed.fills}
-            reports = [self._hand(tid, crossed.seq, fills[tid]) for tid in sorted(fills)
-                       if tid in leader.state.traders]
             trade = TradeSeen(symbol=crossed.symbol, trade_id=crossed.trade.trade_id,
                               price=crossed.trade.price, time_us=crossed.trade.time_us)
-            for tid, state in sorted(leader.state.traders.items()):
-                if tid not in fills and trader_core.reacts_to(state, trade.price):
-                    reports.append(self._hand(tid, crossed.seq, trade))
+            # who gets what follows from the cached states before anybody steps, as in the backtest
+            states = [self._hand(tid, crossed.seq, event)
+                      for tid, event in order.hand_offs(leader.state.traders, crossed.fills, trade)]
+            reports = order.for_leader(TraderReported(state=s) for s in states if s is not None)
             leader.holding_count = True
-            for state in sorted((r for r in reports if r is not None), key=lambda s: s.trader_id):
-                leader.report(state)
+            for report in reports:
+                leader.report(report.state)  # adds the RebuyRequested itself, seen against the cache
             leader.holding_count = False
             leader.count_traders()
             self._wait_all_up()
