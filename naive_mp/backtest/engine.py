@@ -3,7 +3,8 @@
 For each trade event: (1) the paper exchange fills what the trade crosses,
 (2) traders whose orders filled learn it, ascending id, (3) every other
 trader sees the trade, ascending id, (4) the leader handles what (2) and (3)
-reported, ascending id.
+reported, ascending id. The order of (2)-(4) is naive_mp.core.order's, the
+same the lockstep conductor follows.
 
 Most trades change nothing: a trader waiting on a resting order, or past its
 rebuy, ignores them. So after each handled event the engine asks the state
@@ -18,6 +19,7 @@ from decimal import Decimal
 from naive_mp import logs
 from naive_mp.backtest.tape import Tape
 from naive_mp.core import leader as leader_core
+from naive_mp.core import order
 from naive_mp.core import trader as trader_core
 from naive_mp.core.leader import LeaderState
 from naive_mp.core.messages import (
@@ -40,9 +42,6 @@ from naive_mp.core.state import TraderState
 log = logging.getLogger("naive_mp.backtest")
 trader_log = logging.getLogger("naive_mp.trader")
 leader_log = logging.getLogger("naive_mp.leader")
-
-# Phases in which a trader reacts to a plain trade event.
-ACTS_ON_TRADES = frozenset({"NEW", "SELL_PLACED"})
 
 
 class SymbolRun:
@@ -107,17 +106,12 @@ class Backtest:
 
     def _handle(self, run: SymbolRun, trade_id: int, price: Decimal) -> None:
         symbol = run.leader.symbol
-        fills = {self.exchange.orders[f.order_id].trader_id: f
-                 for f in self.exchange.on_trade(symbol, trade_id, price)}
-        reports: list[tuple[int, list[Message]]] = []
-        for trader_id in sorted(fills):
-            reports.append((trader_id, self._step_trader(run, trader_id, fills[trader_id], trade_id)))
+        fills = self.exchange.on_trade(symbol, trade_id, price)
         seen = TradeSeen(symbol=symbol, trade_id=trade_id, price=price)
-        for trader_id, state in sorted(run.leader.traders.items()):
-            if trader_id not in fills and state.phase in ACTS_ON_TRADES:
-                reports.append((trader_id, self._step_trader(run, trader_id, seen, trade_id)))
-        reports.sort(key=lambda report: report[0])
-        self._lead(run, [event for _, events in reports for event in events], trade_id)
+        reports: list[Message] = []
+        for trader_id, event in order.hand_offs(run.leader.traders, fills, seen):
+            reports.extend(self._step_trader(run, trader_id, event, trade_id))
+        self._lead(run, order.for_leader(reports), trade_id)
 
     def _step_trader(self, run: SymbolRun, trader_id: int, event: Message, trade_id: int) -> list[Message]:
         """Step one trader, place its orders; returns what the leader must hear."""
@@ -157,22 +151,8 @@ class Backtest:
 
     # -- the band of prices nobody reacts to -----------------------------------
 
-    def _quiet_band(self, run: SymbolRun, decimals: int) -> tuple[int, int]:
+    def _quiet_band(self, run: SymbolRun, decimals: int) -> tuple[int, int | float]:
         """(lo, hi) in tape units: a trade strictly between them changes nothing."""
-        traders = run.leader.traders.values()
-        if any(trader_core.acts_on_any_trade(t) for t in traders):
-            return 0, 0
-        scale = Decimal(1).scaleb(decimals)
-        lo, hi = -1, float("inf")
-        for order in self.exchange.open_orders(run.leader.symbol):
-            units = EXACT.multiply(order.price, scale)
-            if order.side == "BUY":  # fills at p <= price
-                lo = max(lo, int(units.to_integral_value(rounding="ROUND_FLOOR")))
-            else:  # fills at p >= price
-                hi = min(hi, int(units.to_integral_value(rounding="ROUND_CEILING")))
-        for t in traders:
-            watch = trader_core.rebuy_watch(t)
-            if watch is not None:  # acts at p < watch
-                below = EXACT.multiply(watch, scale)
-                lo = max(lo, int(below.to_integral_value(rounding="ROUND_CEILING")) - 1)
-        return lo, hi
+        # From the trader states: here each BUY_PLACED trader's BUY and each
+        # SELL_PLACED trader's SELL are exactly the symbol's open orders.
+        return order.band_in_units(order.quiet_band(run.leader.traders), decimals)

@@ -6,16 +6,16 @@ ascending id, (3) hands every other trader the trade if it reacts to it,
 ascending id, one at a time, each placing its orders before it answers, so
 the exchange numbers orders exactly as the backtester does; (4) lets the
 leader policy handle the reports in ascending id, waits until every new
-trader is up, and tells the streamer the event is handled.
+trader is up, and tells the streamer the event is handled. The order of
+(2)-(4) is naive_mp.core.order's, the same the backtester follows.
 """
 
 import logging
 import time
 
 from naive_mp import wire
-from naive_mp.core import trader as trader_core
-from naive_mp.core.messages import OrderFilled, RebuyRequested, TradeSeen
-from naive_mp.core.state import TraderState
+from naive_mp.core import order
+from naive_mp.core.messages import OrderFilled, RebuyRequested, TradeSeen, TraderReported
 
 log = logging.getLogger("naive_mp.leader")
 
@@ -38,19 +38,14 @@ class Conductor:
         elif crossed.seq > leader.last_seq:
             self.current = crossed.seq
             self._wait_all_up()
-            fills = {TraderState.trader_id_of(f.client_order_id): f for f in crossed.fills}
-            reports = [self._hand(tid, crossed.seq, fills[tid]) for tid in sorted(fills)
-                       if tid in leader.state.traders]
             trade = TradeSeen(symbol=crossed.symbol, trade_id=crossed.trade.trade_id,
                               price=crossed.trade.price, time_us=crossed.trade.time_us)
-            for tid, state in sorted(leader.state.traders.items()):
-                if tid not in fills and trader_core.reacts_to(state, trade.price):
-                    reports.append(self._hand(tid, crossed.seq, trade))
+            # who gets what follows from the cached states before anybody steps, as in the backtest
+            dones = [self._hand(tid, crossed.seq, event)
+                     for tid, event in order.hand_offs(leader.state.traders, crossed.fills, trade)]
             with leader.batch():  # stored, with the event's seq, before it is acked
-                for done in sorted((r for r in reports if r is not None), key=lambda d: d.state.trader_id):
-                    leader.report(done.state)
-                    if done.rebuy:
-                        leader.apply(RebuyRequested(trader_id=done.state.trader_id))
+                for event in order.for_leader(_leader_events(d for d in dones if d is not None)):
+                    leader.apply(event)
                 leader.last_seq = crossed.seq
             self._wait_all_up()
             self.current = None
@@ -96,3 +91,11 @@ class Conductor:
             if not leader.serve(timeout_ms=20):
                 raise SystemExit(0)
 
+
+
+def _leader_events(dones):
+    """What each trader's Done tells the leader: its new state, then its rebuy notice if it sent one."""
+    for done in dones:
+        yield TraderReported(state=done.state)
+        if done.rebuy:
+            yield RebuyRequested(trader_id=done.state.trader_id)

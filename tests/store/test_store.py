@@ -128,7 +128,6 @@ def test_a_file_that_is_not_ours_is_refused_and_left_untouched(tmp_path, make, w
     with pytest.raises(StoreError, match=why):
         Store(tmp_path, create=True)
     assert path.read_bytes() == before
-    assert not (tmp_path / "state.db-wal").exists()
 
 
 def test_a_corrupt_database_is_refused_and_left_untouched(store, tmp_path):
@@ -162,6 +161,5 @@ def test_archive_moves_the_run_away(store, tmp_path):
     store.close()
     target = archive(tmp_path, run)
     assert not db_path(tmp_path).exists() and target.parent == tmp_path / "archive"
-    assert Store(target.parent.parent / "archive", readonly=True) if False else True
     conn = sqlite3.connect(target)
     assert conn.execute("SELECT run_id FROM run").fetchone()[0] == 1
