@@ -109,11 +109,16 @@ class Ready(Wire):
 
 
 class Handled(Wire):
-    """Lockstep: `role` finished everything trade `seq` of `symbol` caused."""
+    """Lockstep: `role` finished everything trade `seq` of `symbol` caused.
+
+    A leader adds `quiet`, the open band of prices at which none of its traders
+    acts now (core.order.quiet_band): the streamer need not send such trades.
+    """
 
     role: str
     symbol: str
     seq: int
+    quiet: tuple[Decimal | None, Decimal | None] | None = None
 
 
 # -- gateway ROUTER (traders -> gateway) ---------------------------------------

@@ -50,7 +50,9 @@ class Conductor:
             self._wait_all_up()
             self.current = None
         # a duplicate (the streamer restarted) was handled before: just say so again
-        leader.acks.send(wire.encode(wire.Handled(role="leader", symbol=crossed.symbol, seq=crossed.seq)))
+        quiet = order.EMPTY_BAND if leader.state.stopped else order.quiet_band(leader.state.traders)
+        leader.acks.send(wire.encode(wire.Handled(role="leader", symbol=crossed.symbol, seq=crossed.seq,
+                                                  quiet=quiet)))
 
     def _hand(self, trader_id: int, seq: int, event: TradeSeen | OrderFilled) -> wire.Done | None:
         """Hand one event to one trader and wait for its new state (resent if it restarted)."""

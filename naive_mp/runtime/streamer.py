@@ -19,6 +19,7 @@ import time
 import zmq
 
 from naive_mp import wire
+from naive_mp.core import order
 from naive_mp.backtest.tape import read_tape
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
@@ -42,6 +43,7 @@ class Streamer:
         self.position: dict = {}  # tape index, offset in it, per-symbol seq (loaded after the fork)
         self.ready: set[tuple[str, str | None]] = set()
         self.handled: dict[tuple[str, str], int] = {}
+        self.quiet: dict[str, tuple] = {}  # lockstep: symbol -> the band its leader said nobody acts in
         self.ended: dict[str, int] = {}  # symbol -> last seq, once its stream is over
         self.in_flight: tuple[str, wire.TradeBatch] | None = None
         self.sent = 0
@@ -126,7 +128,10 @@ class Streamer:
                 self._publish(*self.in_flight)
         elif ack is not None:
             key = (ack.role, ack.symbol)
-            self.handled[key] = max(self.handled.get(key, 0), ack.seq)
+            if ack.seq >= self.handled.get(key, 0):
+                self.handled[key] = ack.seq
+                if ack.quiet is not None:
+                    self.quiet[ack.symbol] = ack.quiet
 
     def _beat(self) -> None:
         tape = self.position["tape"]
@@ -160,9 +165,11 @@ class Streamer:
         clock = Pacer(self.spec.speed, times[self.position["offset"]] if n else 0)
         i = self.position["offset"]
         while i < n:
+            skipped = self._quiet_run(symbol, prices, i, scale) if self.spec.lockstep else 0
+            i += skipped
             end = i + 1 if self.spec.lockstep else clock.due(times, i, min(n, i + BATCH), self)
             trades = [wire.Trade(ids[k], _decimal(prices[k], scale), times[k]) for k in range(i, end)]
-            seq = self.position["seq"].get(symbol, 0) + 1
+            seq = self.position["seq"].get(symbol, 0) + skipped + 1
             self.in_flight = (symbol, wire.TradeBatch(symbol=symbol, seq=seq, sent_ns=time.monotonic_ns(), trades=trades))
             self._publish(*self.in_flight)
             self.sent += len(trades)
@@ -173,6 +180,22 @@ class Streamer:
             i = self.position["offset"] = end
             self._save_position()
             self._serve(timeout_ms=0)
+
+    def _quiet_run(self, symbol: str, prices: list[int], i: int, decimals: int) -> int:
+        """Lockstep: how many trades from `i` on fall inside the band where nobody acts.
+
+        Handling them would change nothing (the leader computed the band from its
+        traders' states after the last event), so they are counted, not sent. The
+        tape's last trade is always sent: it is the run's last price.
+        """
+        band = self.quiet.get(symbol)
+        if band is None:
+            return 0
+        lo, hi = order.band_in_units(band, decimals)
+        j, last = i, len(prices) - 1
+        while j < last and lo < prices[j] < hi:
+            j += 1
+        return j - i
 
     def _announce_ends(self) -> None:
         for symbol, last_seq in self.ended.items():
