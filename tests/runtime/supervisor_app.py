@@ -37,6 +37,7 @@ def dummy(run_dir, name, role, symbol=None, *, traders=0, boot_fail=False, exit_
             raise BootError(f"{name} cannot boot (test)")
         stop = []
         signal.signal(signal.SIGTERM, signal.SIG_IGN if ignore_term else lambda *_: stop.append(1))
+        signal.signal(signal.SIGHUP, lambda *_: record(run_dir, "reloads", name))
         link = ControlLink(run_dir)
         kids = [fork_child(f"trader {symbol}#{i} BUY_PLACED", sleep_forever) for i in range(1, traders + 1)]
         info = ProcessInfo(role=role, pid=os.getpid(), symbol=symbol, state="running", started_at=time.time())

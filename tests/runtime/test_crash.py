@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import ledger
 from tree import Tree, alive, write_tape
 
 FILTERS = ["--tick-size", "0.0001", "--step-size", "0.01"]
@@ -100,31 +101,51 @@ def test_killed_streamer_comes_back_and_nothing_is_lost(tree, tmp_path):
     assert summary["events"] == 200 and summary["lost_events"] == 0
 
 
-def test_killed_leader_takes_its_traders_and_comes_back(tree, tmp_path):
-    prices = [f"{1 + 0.0002 * ((i // 5) % 5 - 2):.8f}" for i in range(400)]
-    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=25)
-    t = tree("--replay", tape, "--speed", "1", "--exit-at-end", *FILTERS)
-    traders = t.wait_for(lambda: t.processes("trader"))
+def falling_tape(tmp_path, flat=240):
+    """The price steps down far enough for every step to fill the last trader's BUY and ask for a
+    rebuy, until all 5 traders hold an open SELL; then it rests (time to kill), far below them."""
+    prices = []
+    for k in range(8):
+        prices += [f"{1 - 0.0015 * k:.8f}"] * 6
+    prices += [f"{1 - 0.0015 * 7:.8f}"] * flat
+    return write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=25)
+
+
+def test_killed_leader_brings_back_the_same_traders_following_their_orders(tree, tmp_path):
+    t = tree("--replay", falling_tape(tmp_path), "--speed", "1", "--exit-at-end", *FILTERS)
+    held = t.wait_for(lambda: len(ps := [p for p in t.processes("trader") if p["state"] == "SELL_PLACED"]) == 5
+                      and ps)
     leader = t.processes("leader")[0]
+    before = ledger.orders(t.run_dir)
     os.kill(leader["pid"], signal.SIGKILL)
-    t.wait_for(lambda: not any(alive(p["pid"]) for p in traders), timeout=5)  # no orphan left
-    new_leader = t.wait_for(lambda: (ls := t.processes("leader")) and ls[0]["pid"] != leader["pid"] and ls[0])
-    assert new_leader["restarts"] == 1
-    fresh = t.wait_for(lambda: [p for p in t.processes("trader") if p["pid"] not in {q["pid"] for q in traders}])
-    # trader ids are never reused: the new leader counts on from the old one
-    assert min(p["trader_id"] for p in fresh) > max(p["trader_id"] for p in traders)
+    t.wait_for(lambda: not any(alive(p["pid"]) for p in held), timeout=5)  # no orphan left
+    back = t.wait_for(lambda: len(ps := [p for p in t.processes("trader") if p["pid"] not in {q["pid"] for q in held}
+                                         and p["state"] == "SELL_PLACED"]) == 5 and ps)
+    assert sorted(p["trader_id"] for p in back) == sorted(p["trader_id"] for p in held), "the same trader ids"
+    assert t.processes("leader")[0]["restarts"] == 1
+    assert "5 traders back from the store" in t.log()
     code, _ = t.wait(timeout=60)
     assert code == 0, t.log()[-3000:]
+    after = ledger.orders(t.run_dir)
+    assert len(after) == len(before) == 10, "nothing placed again, nothing new"
+    assert max(int(o["trader_id"]) for o in after) == 5, "no new trader while all 5 hold their SELLs"
+    assert sum(o["side"] == "BUY" for o in after) == 5 and sum(o["side"] == "SELL" for o in after) == 5
+    assert ledger.invariant_errors(t.run_dir, chunks=5) == []
 
 
-def test_killed_gateway_comes_back_and_traders_place_their_orders_again(tree, tmp_path):
+def test_killed_gateway_keeps_its_book_and_traders_find_their_orders(tree, tmp_path):
     t = tree("--replay", scenario_tape(tmp_path, flat=60), "--speed", "1", "--exit-at-end", *FILTERS)
     t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "BUY_PLACED")
     gateway = t.processes("gateway")[0]
     os.kill(gateway["pid"], signal.SIGKILL)
+    t.wait_for(lambda: "book restored: 1 orders (1 open)" in t.log())
     t.wait_for(lambda: "TESTUSDT#1: the gateway came back; checking orders" in t.log())
-    t.wait_for(lambda: "TESTUSDT-1-1-B is unknown to the exchange" in t.log())  # its book died with it
+    t.wait_for(lambda: "TESTUSDT-1-1-B is NEW" in t.log())  # the book survived
     code, _ = t.wait(timeout=60)
     assert code == 0, t.log()[-3000:]
-    mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
-    assert mine["BUY"]["status"] == "FILLED" and mine["SELL"]["status"] == "FILLED"
+    rows = orders(t.run_dir)
+    mine = {r["side"]: r for r in rows if r["trader_id"] == "1"}
+    assert mine["BUY"]["order_id"] == "1" and mine["BUY"]["status"] == "FILLED"
+    assert mine["SELL"]["status"] == "FILLED"
+    assert "which exists" not in t.log(), "nothing was placed again"
+    assert ledger.invariant_errors(t.run_dir, chunks=5) == []

@@ -242,11 +242,13 @@ def test_rogue_frames_on_the_control_socket_are_dropped(supervisor):
     assert run.proc.poll() is None
 
 
-def test_sighup_only_logs_for_now(supervisor):
+def test_sighup_is_passed_to_every_leader_and_nothing_restarts(supervisor, tmp_path):
     run = supervisor("basic")
     pids = sorted(p.pid for p in run.ready().processes)
     os.kill(run.proc.pid, signal.SIGHUP)
-    wait_for(lambda: "reload: nothing to reload yet" in run.log(), what="the reload line")
+    wait_for(lambda: "reload of settings: told 1 leaders" in run.log(), what="the reload line")
+    reloads = wait_for(lambda: (p := run.run_dir / "reloads.log").exists() and p.read_text(), what="a reload")
+    assert [line.split()[0] for line in reloads.splitlines()] == ["leader-XRPUSDT"]
     assert sorted(p.pid for p in run.status().processes) == pids
 
 
