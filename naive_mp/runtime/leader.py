@@ -126,6 +126,11 @@ class LeaderProcess:
             return None
         return TradingStarted(shutdown=status == "shutdown")
 
+    def _boot_event(self):
+        """How trading begins, as the operator last said: stopped, shutting down, or trading."""
+        status = self.store.trading().get(self.symbol, "start")
+        return TradingStopped() if status == "stop" else TradingStarted(shutdown=status == "shutdown")
+
     def _reload_trading(self) -> None:
         event = self._trading_event()
         if event is not None:
@@ -176,7 +181,7 @@ class LeaderProcess:
                 self.poller.register(sock, zmq.POLLIN)
         self.poller.register(self.signals.fd, zmq.POLLIN)
         self._load()
-        self.apply(self._trading_event() or TradingStarted())
+        self.apply(self._boot_event())
         try:
             self._loop()
         finally:
