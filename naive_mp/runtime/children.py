@@ -19,6 +19,7 @@ The policy and the stale check are pure: the caller passes the time in.
 """
 
 import os
+import signal
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -66,6 +67,16 @@ def reap_until_gone(pids: Iterable[int], timeout_s: float) -> set[int]:
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.01)
+
+
+def stop_or_kill(pids: Iterable[int], grace_s: float, kill_wait_s: float) -> set[int]:
+    """Reap `pids` (already asked to stop) as they exit; SIGKILL those left after `grace_s`,
+    reap them within `kill_wait_s`. The pids that had to be killed, for the caller to tell."""
+    stubborn = reap_until_gone(pids, grace_s)
+    for pid in stubborn:
+        send_signal(pid, signal.SIGKILL)
+    reap_until_gone(stubborn, kill_wait_s)
+    return stubborn
 
 
 def is_stale(now: float, started: float, heard: float | None, *, stale_s: float, boot_grace_s: float) -> bool:

@@ -5,7 +5,8 @@ trader's last reported state is what a crashed trader restarts from, with
 the same id. Traders report over a ROUTER (each report acked, de-duplicated
 by request id); trader deaths arrive as SIGCHLD and are reaped here. In
 lockstep, the `Conductor` hands its traders each event in strategy.md's
-order.
+order. Whether a dead trader restarts, and when, is the restart policy of
+naive_mp.runtime.children (a trader's Hello is its hello).
 """
 
 import json
@@ -21,11 +22,13 @@ from msgspec.structs import replace
 from naive_mp import logs, wire
 from naive_mp.backtest.report import write_atomically
 from naive_mp.core import leader as core
-from naive_mp.core.messages import Notice, RebuyRequested, StartTrader, SymbolStopped, TraderDied, TraderReported, TradingStarted
+from naive_mp.core.messages import (Notice, RebuyRequested, StartTrader, SymbolStopped, TraderDied, TraderGivenUp,
+                                    TraderReported, TradingStarted)
 from naive_mp.core.state import TraderState
+from naive_mp.runtime import children as kids
 from naive_mp.runtime import trader as trader_process
 from naive_mp.runtime.control import ControlLink
-from naive_mp.runtime.process import fork_child, set_title
+from naive_mp.runtime.process import describe_exit, fork_child, set_title
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import subscriber
 
@@ -44,12 +47,21 @@ class TraderProc:
         self.started = time.monotonic()
         self.started_at = time.time()
         self.restarts = restarts
-        self.hello = False
+        self.hello = False  # said Hello: its boot worked, a death from now on is no boot failure
+        self.boot_failures = 0  # this trader's processes that died before their Hello, in a row
         self.orders = 0
         self.last_req_id = 0
         self.died: float | None = None  # when the previous process of this trader was reaped
         self.drained = 0  # free-running: the end of the stream it handled everything up to
         self.retired = False  # finished: asked to stop, no longer counted or listed
+
+    def heard_from(self, message) -> bool:
+        """Note a message of this trader; False for a Hello of another process (a dead predecessor's)."""
+        if isinstance(message, wire.Hello):
+            if message.pid != self.pid:
+                return False
+            self.hello = True
+        return True
 
 
 class LeaderProcess:
@@ -166,8 +178,9 @@ class LeaderProcess:
             log.log(logging.DEBUG if retired else logging.WARNING,
                     "%s: message from %s trader %r dropped", self.symbol, "retired" if retired else "unknown", identity)
             return
+        if not proc.heard_from(message):
+            return
         if isinstance(message, wire.Hello):
-            proc.hello = True
             if proc.died is not None:
                 log.info("%s#%d back up (pid %d), %.1f ms after its death was seen; restart %d",
                          self.symbol, int(identity), proc.pid, (time.monotonic() - proc.died) * 1e3, proc.restarts)
@@ -263,7 +276,7 @@ class LeaderProcess:
         proc = self.procs.get(trader_id)
         if proc is not None and proc.pid > 0:
             proc.retired = True
-            _signal(proc.pid, signal.SIGTERM)
+            kids.send_signal(proc.pid, signal.SIGTERM)
 
     def _start_due(self) -> None:
         now = time.monotonic()
@@ -280,19 +293,13 @@ class LeaderProcess:
         restarts = old.restarts + 1 if old and command.restart else 0
         pid = fork_child(f"trader {state.label} {state.phase}", lambda: trader_process.run(self.spec, state),
                          log_name=f"trader {state.label}")
-        self.procs[state.trader_id] = TraderProc(pid, restarts)
+        proc = self.procs[state.trader_id] = TraderProc(pid, restarts)
         if old is not None and command.restart:
-            self.procs[state.trader_id].died = old.died
+            proc.died, proc.boot_failures = old.died, old.boot_failures
         self.pids[pid] = state.trader_id
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in kids.reap():
             trader_id = self.pids.pop(pid, None)
             proc = self.procs.get(trader_id)
             if proc is None or proc.pid != pid:
@@ -301,10 +308,22 @@ class LeaderProcess:
             if trader_id not in self.state.traders:  # it finished, and left
                 del self.procs[trader_id]
                 continue
-            log.warning("%s#%d (pid %d) died: %s", self.symbol, trader_id, pid, _describe(status))
-            self.apply(TraderDied(trader_id=trader_id, uptime_s=time.monotonic() - proc.started))
+            log.warning("%s#%d (pid %d) %s", self.symbol, trader_id, pid, describe_exit(code))
+            self._died(trader_id, proc, pid)
             if self.conductor is not None:
                 self.conductor.on_death(trader_id)
+
+    def _died(self, trader_id: int, proc: TraderProc, pid: int) -> None:
+        """Restart a dead trader from its cached state, or give up on it, as the restart policy says."""
+        verdict = kids.RESTARTS.after_death(proc.boot_failures, proc.hello)
+        proc.boot_failures = verdict.failures
+        if not verdict.gave_up:
+            self.apply(TraderDied(trader_id=trader_id, delay_s=verdict.delay_s))
+            return
+        del self.procs[trader_id]
+        why = f"it could not boot {verdict.failures} times in a row (it died before its hello)"
+        self.apply(TraderGivenUp(trader_id=trader_id, why=why))
+        self._maybe_ready()  # the streamer may be waiting for that trader's Hello: none will come
 
     # -- status and stopping -------------------------------------------------------------
 
@@ -322,35 +341,9 @@ class LeaderProcess:
     def _stop_traders(self) -> None:
         live = [p.pid for p in self.procs.values() if p.pid > 0]
         for pid in live:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while live and time.monotonic() < deadline:
-            live = [pid for pid in live if not _reaped(pid)]
-            time.sleep(0.01)
-        for pid in live:
-            log.warning("%s: trader pid %d did not stop in %.0f s; killing it", self.symbol, pid, STOP_GRACE_S)
-            _signal(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-
-
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
-
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _reaped(pid: int) -> bool:
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == pid
-    except ChildProcessError:
-        return True
+            kids.send_signal(pid, signal.SIGTERM)
+        for pid in kids.stop_or_kill(live, STOP_GRACE_S, STOP_GRACE_S):
+            log.warning("%s: trader pid %d did not stop in %.0f s; killed it", self.symbol, pid, STOP_GRACE_S)
 
 
 def run(spec: wire.RunSpec, symbol: str) -> int:

@@ -3,12 +3,13 @@
 Signal handlers only record the signal (and wake the poll through the wakeup
 fd). The loop polls the control socket, dispatches the signals, reaps the
 children, kills the stale ones and converges to the wanted set, restarting
-a child that died under the restart policy of naive_mp.runtime.children (a
-child's first heartbeat is its hello). SIGTERM, SIGINT, a StopRequest and the end
-of a replay all run the same shutdown path: streamer, then leaders, then the
+the dead under the policy of naive_mp.runtime.children (a child's first
+heartbeat is its hello). SIGTERM, SIGINT, a StopRequest and the end of a
+replay all run the same shutdown path: streamer, then leaders, then the
 gateway last (it writes the run's final files when told to stop).
 """
 
+import contextlib
 import importlib
 import logging
 import os
@@ -208,11 +209,9 @@ class Supervisor:
     def _poll(self, timeout_s: float) -> None:
         events = dict(self.poller.poll(int(timeout_s * 1000)))
         if self._wake_r in events:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 while os.read(self._wake_r, 512):
                     pass
-            except BlockingIOError:
-                pass
         if self.control is not None and self.control.socket in events:
             self._serve_control()
 
@@ -224,9 +223,7 @@ class Supervisor:
     def _reap(self) -> None:
         for pid, code in kids.reap():
             child = self._by_pid(pid)
-            if child is None:
-                log.debug("reaped pid %d (an orphan adopted from a dead leader)", pid)
-            else:
+            if child is not None:  # else an orphan, adopted from a dead leader: reaped, nothing more
                 self._exited(child, code)
 
     def _exited(self, child: Child, code: int) -> None:
@@ -249,8 +246,7 @@ class Supervisor:
             return
         verdict = kids.RESTARTS.after_death(child.boot_failures, said_hello)
         child.boot_failures = verdict.failures
-        if verdict.gave_up:
-            # Without its streamer, gateway or a leader the run cannot go on: it stops, and fails.
+        if verdict.gave_up:  # without its streamer, gateway or a leader the run cannot go on
             why = f"it could not boot {verdict.failures} times in a row (it died before its first heartbeat)"
             return self._request_stop(1, f"giving up on {child.spec.name}: {why}; its log lines above say why")
         child.next_start = time.monotonic() + verdict.delay_s
@@ -262,8 +258,8 @@ class Supervisor:
             if child.pid is None or child.killed or not kids.is_stale(
                     now, child.started_mono, child.last_beat, stale_s=self.stale_s, boot_grace_s=self.boot_grace_s):
                 continue
-            silent = now - (child.last_beat or child.started_mono)
-            log.error("%s (pid %d) sent no heartbeat for %.1f s: killing it", child.spec.name, child.pid, silent)
+            log.error("%s (pid %d) sent no heartbeat for %.1f s: killing it", child.spec.name, child.pid,
+                      now - (child.last_beat or child.started_mono))
             kids.send_signal(child.pid, signal.SIGKILL)
             child.killed = True
 
@@ -352,8 +348,7 @@ class Supervisor:
             return
         for child in group:
             if child.pid is not None:
-                log.warning("%s (pid %d) still running after %g s: killing it", child.spec.name,
-                            child.pid, self.grace_s)
+                log.warning("%s (pid %d) still running after %g s: killing it", child.spec.name, child.pid, self.grace_s)
                 kids.send_signal(child.pid, signal.SIGKILL)
         self._wait_gone(group, KILL_WAIT_S, hurry=False)
 
@@ -372,11 +367,8 @@ class Supervisor:
         """Reap (then kill) descendants adopted as subreaper, so nothing outlives the run."""
         self._reap()
         # Orphans die with their parent (PDEATHSIG): a moment to see them go, then no mercy.
-        leftovers = kids.reap_until_gone(child_pids(), 2.0)
-        for pid in leftovers:
-            log.warning("pid %d still running at the end: killing it", pid)
-            kids.send_signal(pid, signal.SIGKILL)
-        kids.reap_until_gone(leftovers, KILL_WAIT_S)
+        for pid in kids.stop_or_kill(child_pids(), 2.0, KILL_WAIT_S):
+            log.warning("pid %d was still running at the end: killed it", pid)
 
     def _close(self, run_dir: Path) -> None:
         if self.control is not None:

@@ -128,3 +128,26 @@ def test_killed_gateway_comes_back_and_traders_place_their_orders_again(tree, tm
     assert code == 0, t.log()[-3000:]
     mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
     assert mine["BUY"]["status"] == "FILLED" and mine["SELL"]["status"] == "FILLED"
+
+
+def test_a_healthy_trader_killed_again_and_again_is_never_given_up(tree, tmp_path):
+    """kill -9 a trader holding a filled BUY six times, each soon after it is back up:
+    a death after its hello is no boot failure, so it restarts at once every time and
+    follows its SELL to the end (the old rule gave up after 5 deaths within 5 s of a start)."""
+    prices = ["1.00000000"] * 5 + ["0.99990000"] * 100 + ["1.00060000"] * 30
+    t = tree("--replay", write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices), "--speed", "1",
+             "--exit-at-end", *FILTERS)
+    pid = t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "SELL_PLACED" and p)["pid"]
+    for kills in range(1, 7):
+        os.kill(pid, signal.SIGKILL)
+        backs = t.wait_for(lambda: (b := re.findall(r"TESTUSDT#1 back up \(pid (\d+)\)", t.log())) and
+                           len(b) >= kills and b)
+        pid = int(backs[-1])
+        time.sleep(0.3)
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert "giving up" not in t.log()
+    assert "trader TESTUSDT#1 finished its cycle" in t.log()
+    mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
+    assert mine["SELL"]["status"] == "FILLED"
+
