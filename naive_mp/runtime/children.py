@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from naive_mp.runtime.process import child_pids
 
+GAVE_UP = "GAVE_UP"  # the state `status` shows for a child given up on, until the run ends
+
 
 def reap() -> Iterator[tuple[int, int]]:
     """(pid, exit code) of each exited child, until none is waiting (`waitpid(-1, WNOHANG)` until 0).

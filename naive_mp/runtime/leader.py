@@ -6,7 +6,8 @@ the same id. Traders report over a ROUTER (each report acked, de-duplicated
 by request id); trader deaths arrive as SIGCHLD and are reaped here. In
 lockstep, the `Conductor` hands its traders each event in strategy.md's
 order. Whether a dead trader restarts, and when, is the restart policy of
-naive_mp.runtime.children (a trader's Hello is its hello).
+naive_mp.runtime.children (a trader's Hello is its hello); one given up on
+stays in the status as GAVE_UP and makes this process exit EXIT_GAVE_UP.
 """
 
 import json
@@ -28,7 +29,7 @@ from naive_mp.core.state import TraderState
 from naive_mp.runtime import children as kids
 from naive_mp.runtime import trader as trader_process
 from naive_mp.runtime.control import ControlLink
-from naive_mp.runtime.process import describe_exit, fork_child, set_title
+from naive_mp.runtime.process import EXIT_GAVE_UP, describe_exit, fork_child, set_title
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import subscriber
 
@@ -71,6 +72,7 @@ class LeaderProcess:
         self.state = core.LeaderState(symbol=symbol, settings=spec.settings[symbol], filters=spec.filters[symbol])
         self.procs: dict[int, TraderProc] = {}
         self.pids: dict[int, int] = {}  # pid -> trader id
+        self.given_up: dict[int, wire.ProcessInfo] = {}  # trader id -> its last status row, state GAVE_UP
         self.delayed: list[tuple[float, StartTrader]] = []
         self.max_traders = 0
         self.ready_sent = False
@@ -137,7 +139,7 @@ class LeaderProcess:
             self._stop_traders()
             self._save()
             self.ctx.destroy(linger=0)  # traders are gone; the streamer, if any, no longer waits
-        return 0
+        return EXIT_GAVE_UP if self.given_up else 0
 
     def _loop(self) -> None:
         while self.serve(timeout_ms=200):
@@ -320,7 +322,11 @@ class LeaderProcess:
         if not verdict.gave_up:
             self.apply(TraderDied(trader_id=trader_id, delay_s=verdict.delay_s))
             return
+        self.given_up[trader_id] = wire.ProcessInfo(
+            role="trader", pid=pid, symbol=self.symbol, trader_id=trader_id, state=kids.GAVE_UP,
+            orders=proc.orders, restarts=proc.restarts, started_at=proc.started_at)
         del self.procs[trader_id]
+        self.next_beat = 0.0  # tell the supervisor now: a stop may come before the next beat
         why = f"it could not boot {verdict.failures} times in a row (it died before its hello)"
         self.apply(TraderGivenUp(trader_id=trader_id, why=why))
         self._maybe_ready()  # the streamer may be waiting for that trader's Hello: none will come
@@ -333,7 +339,7 @@ class LeaderProcess:
                              state=self.state.traders[tid].phase if tid in self.state.traders else "",
                              orders=p.orders, restarts=p.restarts, started_at=p.started_at)
             for tid, p in sorted(self.procs.items()) if p.pid > 0 and not p.retired
-        ]
+        ] + list(self.given_up.values())
         info = wire.ProcessInfo(role="leader", pid=os.getpid(), symbol=self.symbol,
                                 state=f"{len(self.state.traders)} traders", started_at=self.started_at)
         self.control.beat(info, children)

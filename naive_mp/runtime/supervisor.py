@@ -26,7 +26,8 @@ from naive_mp.logs import setup_logging
 from naive_mp.runtime import children as kids
 from naive_mp.runtime import rundir
 from naive_mp.runtime.control import ControlServer
-from naive_mp.runtime.process import BootError, become_subreaper, child_pids, describe_exit, fork_child, set_title
+from naive_mp.runtime.process import (EXIT_GAVE_UP, BootError, become_subreaper, child_pids, describe_exit,
+                                      fork_child, set_title)
 from naive_mp.wire import Heartbeat, ProcessInfo, RunSpec, StatusReply, StatusRequest, StopReply, StopRequest
 
 log = logging.getLogger("naive_mp.supervisor")
@@ -107,6 +108,8 @@ class Supervisor:
         self._wake_r = self._wake_w = -1
         self._old_wakeup = -1
         self._stop_status: int | None = None
+        # What children gave up on (status rows, or a name from an exit status): kept, and the run fails.
+        self.given_up: dict[str, ProcessInfo | None] = {}
         self._hurry = False
         self.started_at = time.time()
         self.context: zmq.Context | None = None
@@ -230,6 +233,8 @@ class Supervisor:
         ran = time.monotonic() - child.started_mono
         how = (log.info if code == 0 or self._stop_status is not None else log.warning)
         how("%s (pid %d) %s after %.1f s", child.spec.name, child.pid, describe_exit(code), ran)
+        if code == EXIT_GAVE_UP and not any(p and p.symbol == child.spec.symbol for p in self.given_up.values()):
+            self.given_up[f"a trader of {child.spec.name}"] = None  # the beat that named it was lost
         said_hello = child.last_beat is not None
         child.pid, child.beat, child.last_beat = None, None, None
         if self._stop_status is not None:
@@ -304,6 +309,9 @@ class Supervisor:
             child = self._by_pid(message.process.pid)
             if child is not None:
                 child.beat, child.last_beat = message, time.monotonic()
+            for sub in message.children:
+                if sub.state == kids.GAVE_UP:
+                    self.given_up[f"{sub.symbol}#{sub.trader_id}"] = sub
             return None
         if isinstance(message, StatusRequest):
             return self.status()
@@ -324,7 +332,9 @@ class Supervisor:
                 base, role=child.spec.role, pid=child.pid, symbol=base.symbol or child.spec.symbol,
                 restarts=child.restarts, started_at=child.started_at))
             for sub in child.beat.children if child.beat else ():
-                processes.append(sub if sub.role else msgspec.structs.replace(sub, role="trader"))
+                if sub.state != kids.GAVE_UP:  # those are listed from self.given_up, even after a restart
+                    processes.append(sub if sub.role else msgspec.structs.replace(sub, role="trader"))
+        processes += [p for p in self.given_up.values() if p is not None]
         state = "running" if self._stop_status is None else "stopping"
         me = ProcessInfo(role="supervisor", pid=os.getpid(), state=state, started_at=self.started_at)
         return StatusReply(supervisor=me, processes=processes)
@@ -339,6 +349,9 @@ class Supervisor:
             if group:
                 self._stop_group(group)
         self._reap_orphans()
+        if self.given_up and self._stop_status == 0:
+            self._stop_status = 1
+            log.error("the run failed: gave up on %s (the log lines above say why)", ", ".join(sorted(self.given_up)))
 
     def _stop_group(self, group: list[Child]) -> None:
         log.info("stopping %s", ", ".join(f"{c.spec.name} (pid {c.pid})" for c in group))

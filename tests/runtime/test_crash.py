@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tree import Tree, alive, write_tape
+from tree import Tree, alive, naive_mp, write_tape
 
 FILTERS = ["--tick-size", "0.0001", "--step-size", "0.01"]
 
@@ -30,8 +30,8 @@ def orders(run_dir):
 def tree(tmp_path):
     trees = []
 
-    def start(*args):
-        t = Tree(tmp_path / "run", *args)
+    def start(*args, **kwargs):
+        t = Tree(tmp_path / "run", *args, **kwargs)
         trees.append(t)
         return t
 
@@ -151,3 +151,21 @@ def test_a_healthy_trader_killed_again_and_again_is_never_given_up(tree, tmp_pat
     mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
     assert mine["SELL"]["status"] == "FILLED"
 
+
+def test_a_trader_given_up_on_shows_in_status_and_fails_the_run(tree, tmp_path):
+    t = tree("--replay", scenario_tape(tmp_path), "--speed", "1", "--exit-at-end", *FILTERS,
+             knobs={"boot_fails": [1]})
+    row = t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "GAVE_UP" and p)
+    assert row["restarts"] == 4 and not alive(row["pid"])
+    assert "GAVE_UP" in naive_mp("status", "--run-dir", t.run_dir).stdout
+    leader = t.processes("leader")[0]
+    os.kill(leader["pid"], signal.SIGKILL)  # the new leader never knew trader 1: the supervisor remembers
+    t.wait_for(lambda: (ls := t.processes("leader")) and ls[0]["pid"] != leader["pid"] and trader(t, 2))
+    assert trader(t, 1)["state"] == "GAVE_UP"
+    code, _ = t.wait(timeout=60)
+    assert code != 0, "a run that gave up on a trader failed"
+    log = t.log()
+    assert log.count("crashed: RuntimeError: TESTUSDT#1 cannot boot (test)") == 5
+    assert ("giving up on trader TESTUSDT#1: it could not boot 5 times in a row (it died before its hello); "
+            "last state NEW") in log
+    assert "the run failed: gave up on TESTUSDT#1 (the log lines above say why)" in log
