@@ -37,6 +37,9 @@ log = logging.getLogger("naive_mp.leader")
 
 HEARTBEAT_S = 1.0
 STOP_GRACE_S = 5.0
+# A trader that has not said Hello after this long is hung: its slowest healthy boot waits 5 s
+# for its subscriptions, then asks the gateway about its orders (up to 10 s per question).
+TRADER_BOOT_GRACE_S = 30.0
 END_DRAIN_S = 2.0
 
 
@@ -50,6 +53,8 @@ class TraderProc:
         self.restarts = restarts
         self.hello = False  # said Hello: its boot worked, a death from now on is no boot failure
         self.boot_failures = 0  # this trader's processes that died before their Hello, in a row
+        self.heard: float | None = None  # last message of this process once it said Hello (stale check)
+        self.killed = False  # SIGKILLed as stale, its death not reaped yet
         self.orders = 0
         self.last_req_id = 0
         self.died: float | None = None  # when the previous process of this trader was reaped
@@ -62,6 +67,8 @@ class TraderProc:
             if message.pid != self.pid:
                 return False
             self.hello = True
+        if self.hello:
+            self.heard = time.monotonic()
         return True
 
 
@@ -157,6 +164,7 @@ class LeaderProcess:
         self._check_end()
         if time.monotonic() >= self.next_beat:  # here, so a long lockstep wait still beats
             self._beat()
+            self._kill_stale()
             self.next_beat = time.monotonic() + HEARTBEAT_S
         for sock, _ in self.poller.poll(timeout_ms):
             if sock is self.router:
@@ -330,6 +338,18 @@ class LeaderProcess:
         why = f"it could not boot {verdict.failures} times in a row (it died before its hello)"
         self.apply(TraderGivenUp(trader_id=trader_id, why=why))
         self._maybe_ready()  # the streamer may be waiting for that trader's Hello: none will come
+
+    def _kill_stale(self) -> None:
+        """SIGKILL each trader silent too long (hung, or stopped): the reaper restarts it like a crashed one."""
+        now = time.monotonic()
+        stale_s = self.spec.trader_stale_s
+        for trader_id, proc in self.procs.items():
+            if proc.pid > 0 and not proc.retired and not proc.killed and kids.is_stale(
+                    now, proc.started, proc.heard, stale_s=stale_s, boot_grace_s=max(stale_s, TRADER_BOOT_GRACE_S)):
+                log.error("%s#%d (pid %d) sent nothing for %.1f s: killing it", self.symbol, trader_id, proc.pid,
+                          now - (proc.heard or proc.started))
+                kids.send_signal(proc.pid, signal.SIGKILL)
+                proc.killed = True
 
     # -- status and stopping -------------------------------------------------------------
 

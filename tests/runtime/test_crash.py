@@ -152,6 +152,22 @@ def test_a_healthy_trader_killed_again_and_again_is_never_given_up(tree, tmp_pat
     assert mine["SELL"]["status"] == "FILLED"
 
 
+def test_a_hung_trader_is_killed_and_restarted_from_its_state(tree, tmp_path):
+    t = tree("--replay", scenario_tape(tmp_path, flat=60), "--speed", "1", "--exit-at-end", *FILTERS,
+             knobs={"spec": {"trader_stale_s": 2.0}})
+    first = t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "BUY_PLACED" and p)
+    os.kill(first["pid"], signal.SIGSTOP)  # hung: alive, but silent
+    again = t.wait_for(lambda: (p := trader(t, 1)) and p["pid"] != first["pid"] and p, timeout=10)
+    assert again["restarts"] == 1 and not alive(first["pid"])
+    assert f"TESTUSDT#1 (pid {first['pid']}) sent nothing for" in t.log()
+    t.wait_for(lambda: f"TESTUSDT#1 back up (pid {again['pid']})" in t.log())
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert t.log().count("sent nothing for") == 1, "a healthy trader's beats keep it alive"
+    mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
+    assert mine["BUY"]["status"] == "FILLED" and mine["SELL"]["status"] == "FILLED"
+
+
 def test_a_trader_given_up_on_shows_in_status_and_fails_the_run(tree, tmp_path):
     t = tree("--replay", scenario_tape(tmp_path), "--speed", "1", "--exit-at-end", *FILTERS,
              knobs={"boot_fails": [1]})
@@ -169,3 +185,15 @@ def test_a_trader_given_up_on_shows_in_status_and_fails_the_run(tree, tmp_path):
     assert ("giving up on trader TESTUSDT#1: it could not boot 5 times in a row (it died before its hello); "
             "last state NEW") in log
     assert "the run failed: gave up on TESTUSDT#1 (the log lines above say why)" in log
+
+
+def test_a_trader_hung_in_lockstep_is_restarted_and_the_orders_still_equal_backtests(tree, tmp_path):
+    tape = scenario_tape(tmp_path, flat=10)
+    naive_mp("backtest", tape, *FILTERS, "--orders-out", tmp_path / "backtest.csv", check=True)
+    t = tree("--replay", tape, "--lockstep", "--exit-at-end", "--orders-out", tmp_path / "lockstep.csv", *FILTERS,
+             knobs={"spec": {"trader_stale_s": 2.0}, "hang_on_fill": [1]})
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert re.search(r"TESTUSDT#1 \(pid \d+\) sent nothing for [\d.]+ s: killing it", t.log())
+    assert "TESTUSDT#1 back up" in t.log()
+    assert (tmp_path / "lockstep.csv").read_bytes() == (tmp_path / "backtest.csv").read_bytes()
