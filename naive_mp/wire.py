@@ -233,6 +233,10 @@ class Done(Wire):
     rebuy: bool = False
 
 
+class TraderBeat(Wire):
+    """A trader is alive: sent to its leader about once a second, which kills a trader silent too long."""
+
+
 # -- control ROUTER (CLI and children -> supervisor) ---------------------------
 
 
@@ -298,13 +302,14 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     lockstep: bool = False
     exit_at_end: bool = False
     log_level: int = 20
+    trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 
 
 StreamMessage = TradeBatch | Welcome | StreamEnded
 AckMessage = Ready | Handled
 GatewayRequest = Place | Query | Cancel
 UpdateMessage = Filled | Welcome | Crossed
-TraderToLeader = Hello | Report | RebuyNotice | Done | Drained
+TraderToLeader = Hello | Report | RebuyNotice | Done | Drained | TraderBeat
 LeaderToTrader = Ack | Handle
 ControlMessage = Heartbeat | StatusRequest | StopRequest | ReloadRequest
 ControlReply = StatusReply | StopReply | ReloadReply

@@ -2,8 +2,11 @@
 
 It keeps every live trader's last reported state (the cache a crashed
 trader restarts from), starts one trader, honours rebuys up to `chunks`,
-replaces finished traders, and backs off from a trader that keeps dying at
-start. Sans-IO: time arrives inside events, never from a clock.
+replaces finished traders, restarts dead ones from their cached state and
+forgets those given up on. When and whether a dead trader restarts is the
+driver's restart policy (naive_mp.runtime.children): its verdict arrives as
+an event, TraderDied (with the delay) or TraderGivenUp. Sans-IO: time arrives
+inside events, never from a clock.
 """
 
 from collections.abc import Callable
@@ -20,19 +23,13 @@ from naive_mp.core.messages import (
     StartTrader,
     SymbolStopped,
     TraderDied,
+    TraderGivenUp,
     TraderReported,
     TradingStarted,
     TradingStopped,
 )
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.core.state import TraderState
-
-# A death within this many seconds of a (re)start counts as dying at start.
-BOOT_GRACE_S = 5.0
-# After this many deaths at start in a row the leader gives up on the trader.
-MAX_DEATHS_AT_START = 5
-# Restart delays after consecutive deaths at start: 0, 0.1, 0.2, 0.4 s, then give up.
-FIRST_BACKOFF_S = 0.1
 
 
 class LeaderState(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,7 +45,6 @@ class LeaderState(msgspec.Struct, frozen=True, kw_only=True):
     stopped: bool = False
     # Set when a trader found the settings cannot trade: no trader starts until they change.
     untradable: str | None = None
-    deaths_at_start: dict[int, int] = {}
 
 
 Step = tuple[LeaderState, list[Message]]
@@ -72,8 +68,7 @@ def _start_fresh(state: LeaderState, why: str) -> Step:
 
 def _without(state: LeaderState, trader_id: int, **changes) -> LeaderState:
     traders = {tid: t for tid, t in state.traders.items() if tid != trader_id}
-    deaths = {tid: n for tid, n in state.deaths_at_start.items() if tid != trader_id}
-    return replace(state, traders=traders, deaths_at_start=deaths, **changes)
+    return replace(state, traders=traders, **changes)
 
 
 def _stopped_if_empty(state: LeaderState) -> list[Message]:
@@ -139,19 +134,20 @@ def _trader_died(state: LeaderState, event: TraderDied) -> Step:
     trader = state.traders.get(event.trader_id)
     if trader is None or state.stopped:  # stopped: its death was asked for
         return state, []
-    at_start = event.uptime_s < BOOT_GRACE_S
-    deaths = state.deaths_at_start.get(trader.trader_id, 0) + 1 if at_start else 0
-    if deaths >= MAX_DEATHS_AT_START:
-        gone = _without(state, trader.trader_id)
-        text = (
-            f"giving up on trader {trader.label}: it died {deaths} times at start; "
-            f"last state {trader.phase}, its open orders stay on the exchange"
-        )
-        return gone, [Notice(level="error", text=text), *_stopped_if_empty(gone)]
-    delay = FIRST_BACKOFF_S * 2 ** (deaths - 2) if deaths > 1 else 0.0
-    new_state = replace(state, deaths_at_start={**state.deaths_at_start, trader.trader_id: deaths})
-    note = Notice(level="warning", text=f"trader {trader.label} died in {trader.phase}; restarting it from its cached state")
-    return new_state, [note, StartTrader(state=trader, restart=True, delay_s=delay)]
+    when = f" in {event.delay_s:g} s" if event.delay_s else ""
+    note = Notice(level="warning", text=f"trader {trader.label} died in {trader.phase}; "
+                                        f"restarting it from its cached state{when}")
+    return state, [note, StartTrader(state=trader, restart=True, delay_s=event.delay_s)]
+
+
+def _trader_given_up(state: LeaderState, event: TraderGivenUp) -> Step:
+    trader = state.traders.get(event.trader_id)
+    if trader is None:
+        return state, []
+    gone = _without(state, trader.trader_id)
+    text = (f"giving up on trader {trader.label}: {event.why}; "
+            f"last state {trader.phase}, its open orders stay on the exchange")
+    return gone, [Notice(level="error", text=text), *_stopped_if_empty(gone)]
 
 
 def _settings_changed(state: LeaderState, event: SettingsChanged) -> Step:
@@ -172,6 +168,7 @@ HANDLERS: dict[type, Callable[[LeaderState, Message], Step]] = {
     RebuyRequested: _rebuy_requested,
     TraderReported: _trader_reported,
     TraderDied: _trader_died,
+    TraderGivenUp: _trader_given_up,
     SettingsChanged: _settings_changed,
     ShutdownRequested: _shutdown_requested,
 }

@@ -111,10 +111,21 @@ class TraderReported(Message):
 
 
 class TraderDied(Message):
-    """A trader's process ended without finishing; `uptime_s` since its start."""
+    """A trader's process ended without finishing; its driver restarts it after `delay_s`.
+
+    The delay comes from the driver's restart policy (naive_mp.runtime.children):
+    only the driver sees processes boot, say hello and die.
+    """
 
     trader_id: int
-    uptime_s: float
+    delay_s: float = 0.0
+
+
+class TraderGivenUp(Message):
+    """A trader's process keeps dying before it is up (`why`): it is not restarted again."""
+
+    trader_id: int
+    why: str
 
 
 class SettingsChanged(Message):

@@ -5,7 +5,9 @@ trader's last reported state is what a crashed trader restarts from, with
 the same id. Traders report over a ROUTER (each report acked, de-duplicated
 by request id); trader deaths arrive as SIGCHLD and are reaped here. In
 lockstep, the `Conductor` hands its traders each event in strategy.md's
-order.
+order. Whether a dead trader restarts, and when, is the restart policy of
+naive_mp.runtime.children (a trader's Hello is its hello); one given up on
+stays in the status as GAVE_UP and makes this process exit EXIT_GAVE_UP.
 """
 
 import contextlib
@@ -20,11 +22,13 @@ from msgspec.structs import replace
 from naive_mp import logs, wire
 from naive_mp.core import leader as core
 from naive_mp.core.messages import (Notice, RebuyRequested, SettingsChanged, ShutdownRequested, StartTrader,
-                                    SymbolStopped, TraderDied, TraderReported, TradingStarted, TradingStopped)
+                                    SymbolStopped, TraderDied, TraderGivenUp, TraderReported, TradingStarted,
+                                    TradingStopped)
 from naive_mp.core.state import TraderState
+from naive_mp.runtime import children as kids
 from naive_mp.runtime import trader as trader_process
 from naive_mp.runtime.control import ControlLink
-from naive_mp.runtime.process import fork_child, set_title
+from naive_mp.runtime.process import EXIT_GAVE_UP, describe_exit, fork_child, set_title
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import subscriber
 from naive_mp.store import LeaderRecord, Store
@@ -33,6 +37,9 @@ log = logging.getLogger("naive_mp.leader")
 
 HEARTBEAT_S = 1.0
 STOP_GRACE_S = 5.0
+# A trader that has not said Hello after this long is hung: its slowest healthy boot waits 5 s
+# for its subscriptions, then asks the gateway about its orders (up to 10 s per question).
+TRADER_BOOT_GRACE_S = 30.0
 END_DRAIN_S = 2.0
 
 
@@ -44,12 +51,25 @@ class TraderProc:
         self.started = time.monotonic()
         self.started_at = time.time()
         self.restarts = restarts
-        self.hello = False
+        self.hello = False  # said Hello: its boot worked, a death from now on is no boot failure
+        self.boot_failures = 0  # this trader's processes that died before their Hello, in a row
+        self.heard: float | None = None  # last message of this process once it said Hello (stale check)
+        self.killed = False  # SIGKILLed as stale, its death not reaped yet
         self.orders = 0
         self.last_req_id = 0
         self.died: float | None = None  # when the previous process of this trader was reaped
         self.drained = 0  # free-running: the end of the stream it handled everything up to
         self.retired = False  # finished: asked to stop, no longer counted or listed
+
+    def heard_from(self, message) -> bool:
+        """Note a message of this trader; False for a Hello of another process (a dead predecessor's)."""
+        if isinstance(message, wire.Hello):
+            if message.pid != self.pid:
+                return False
+            self.hello = True
+        if self.hello:
+            self.heard = time.monotonic()
+        return True
 
 
 class LeaderProcess:
@@ -59,6 +79,7 @@ class LeaderProcess:
         self.state = core.LeaderState(symbol=symbol, settings=spec.settings[symbol], filters=spec.filters[symbol])
         self.procs: dict[int, TraderProc] = {}
         self.pids: dict[int, int] = {}  # pid -> trader id
+        self.given_up: dict[int, wire.ProcessInfo] = {}  # trader id -> its last status row, state GAVE_UP
         self.delayed: list[tuple[float, StartTrader]] = []
         self.max_traders = 0
         self.ready_sent = False
@@ -189,7 +210,7 @@ class LeaderProcess:
             self.commit()
             self.store.close()
             self.ctx.destroy(linger=0)  # traders are gone; the streamer, if any, no longer waits
-        return 0
+        return EXIT_GAVE_UP if self.given_up else 0
 
     def _loop(self) -> None:
         while self.serve(timeout_ms=200):
@@ -211,6 +232,7 @@ class LeaderProcess:
         self._check_end()
         if time.monotonic() >= self.next_beat:  # here, so a long lockstep wait still beats
             self._beat()
+            self._kill_stale()
             self.next_beat = time.monotonic() + HEARTBEAT_S
         for sock, _ in self.poller.poll(timeout_ms):
             if sock is self.router:
@@ -236,8 +258,9 @@ class LeaderProcess:
             log.log(logging.DEBUG if retired else logging.WARNING,
                     "%s: message from %s trader %r dropped", self.symbol, "retired" if retired else "unknown", identity)
             return
+        if not proc.heard_from(message):
+            return
         if isinstance(message, wire.Hello):
-            proc.hello = True
             if proc.died is not None:
                 log.info("%s#%d back up (pid %d), %.1f ms after its death was seen; restart %d",
                          self.symbol, int(identity), proc.pid, (time.monotonic() - proc.died) * 1e3, proc.restarts)
@@ -340,7 +363,7 @@ class LeaderProcess:
         proc = self.procs.get(trader_id)
         if proc is not None and proc.pid > 0:
             proc.retired = True
-            _signal(proc.pid, signal.SIGTERM)
+            kids.send_signal(proc.pid, signal.SIGTERM)
 
     def _start_due(self) -> None:
         if self.holding:
@@ -362,19 +385,13 @@ class LeaderProcess:
         restarts = old.restarts + 1 if old and command.restart else 0
         pid = fork_child(f"trader {state.label} {state.phase}", lambda: trader_process.run(self.spec, state),
                          log_name=f"trader {state.label}")
-        self.procs[state.trader_id] = TraderProc(pid, restarts)
+        proc = self.procs[state.trader_id] = TraderProc(pid, restarts)
         if old is not None and command.restart:
-            self.procs[state.trader_id].died = old.died
+            proc.died, proc.boot_failures = old.died, old.boot_failures
         self.pids[pid] = state.trader_id
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in kids.reap():
             trader_id = self.pids.pop(pid, None)
             proc = self.procs.get(trader_id)
             if proc is None or proc.pid != pid:
@@ -386,10 +403,38 @@ class LeaderProcess:
             if self.state.stopped:  # `trade stop` asked for it
                 log.info("%s#%d (pid %d) stopped; its state is kept", self.symbol, trader_id, pid)
                 continue
-            log.warning("%s#%d (pid %d) died: %s", self.symbol, trader_id, pid, _describe(status))
-            self.apply(TraderDied(trader_id=trader_id, uptime_s=time.monotonic() - proc.started))
+            log.warning("%s#%d (pid %d) %s", self.symbol, trader_id, pid, describe_exit(code))
+            self._died(trader_id, proc, pid)
             if self.conductor is not None:
                 self.conductor.on_death(trader_id)
+
+    def _died(self, trader_id: int, proc: TraderProc, pid: int) -> None:
+        """Restart a dead trader from its cached state, or give up on it, as the restart policy says."""
+        verdict = kids.RESTARTS.after_death(proc.boot_failures, proc.hello)
+        proc.boot_failures = verdict.failures
+        if not verdict.gave_up:
+            self.apply(TraderDied(trader_id=trader_id, delay_s=verdict.delay_s))
+            return
+        self.given_up[trader_id] = wire.ProcessInfo(
+            role="trader", pid=pid, symbol=self.symbol, trader_id=trader_id, state=kids.GAVE_UP,
+            orders=proc.orders, restarts=proc.restarts, started_at=proc.started_at)
+        del self.procs[trader_id]
+        self.next_beat = 0.0  # tell the supervisor now: a stop may come before the next beat
+        why = f"it could not boot {verdict.failures} times in a row (it died before its hello)"
+        self.apply(TraderGivenUp(trader_id=trader_id, why=why))
+        self._maybe_ready()  # the streamer may be waiting for that trader's Hello: none will come
+
+    def _kill_stale(self) -> None:
+        """SIGKILL each trader silent too long (hung, or stopped): the reaper restarts it like a crashed one."""
+        now = time.monotonic()
+        stale_s = self.spec.trader_stale_s
+        for trader_id, proc in self.procs.items():
+            if proc.pid > 0 and not proc.retired and not proc.killed and kids.is_stale(
+                    now, proc.started, proc.heard, stale_s=stale_s, boot_grace_s=max(stale_s, TRADER_BOOT_GRACE_S)):
+                log.error("%s#%d (pid %d) sent nothing for %.1f s: killing it", self.symbol, trader_id, proc.pid,
+                          now - (proc.heard or proc.started))
+                kids.send_signal(proc.pid, signal.SIGKILL)
+                proc.killed = True
 
     # -- status and stopping -------------------------------------------------------------
 
@@ -399,7 +444,7 @@ class LeaderProcess:
                              state=self.state.traders[tid].phase if tid in self.state.traders else "",
                              orders=p.orders, restarts=p.restarts, started_at=p.started_at)
             for tid, p in sorted(self.procs.items()) if p.pid > 0 and not p.retired
-        ]
+        ] + list(self.given_up.values())
         mode = "stopped, " if self.state.stopped else "shutting down, " if self.state.shutting_down else ""
         info = wire.ProcessInfo(role="leader", pid=os.getpid(), symbol=self.symbol,
                                 state=f"{mode}{len(self.state.traders)} traders", started_at=self.started_at)
@@ -408,35 +453,9 @@ class LeaderProcess:
     def _stop_traders(self) -> None:
         live = [p.pid for p in self.procs.values() if p.pid > 0]
         for pid in live:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while live and time.monotonic() < deadline:
-            live = [pid for pid in live if not _reaped(pid)]
-            time.sleep(0.01)
-        for pid in live:
-            log.warning("%s: trader pid %d did not stop in %.0f s; killing it", self.symbol, pid, STOP_GRACE_S)
-            _signal(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-
-
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
-
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _reaped(pid: int) -> bool:
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == pid
-    except ChildProcessError:
-        return True
+            kids.send_signal(pid, signal.SIGTERM)
+        for pid in kids.stop_or_kill(live, STOP_GRACE_S, STOP_GRACE_S):
+            log.warning("%s: trader pid %d did not stop in %.0f s; killed it", self.symbol, pid, STOP_GRACE_S)
 
 
 def run(spec: wire.RunSpec, symbol: str) -> int:

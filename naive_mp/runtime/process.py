@@ -26,6 +26,7 @@ log = logging.getLogger("naive_mp.process")
 EXIT_OK = 0
 EXIT_CRASH = 1  # an uncaught exception: a bug, the supervisor restarts the child
 EXIT_BOOT = 3  # the child could not boot: restarting it at once would not help
+EXIT_GAVE_UP = 4  # stopped as told, but gave up on a child of its own on the way: the run failed
 
 TITLE_PREFIX = "naive-mp: "
 PR_SET_PDEATHSIG = 1

@@ -3,11 +3,13 @@
 Signal handlers only record the signal (and wake the poll through the wakeup
 fd). The loop polls the control socket, dispatches the signals, reaps the
 children, kills the stale ones and converges to the wanted set, restarting
-a child that died with a back-off. SIGTERM, SIGINT, a StopRequest and the end
-of a replay all run the same shutdown path: streamer, then leaders, then the
+the dead under the policy of naive_mp.runtime.children (a child's first
+heartbeat is its hello). SIGTERM, SIGINT, a StopRequest and the end of a
+replay all run the same shutdown path: streamer, then leaders, then the
 gateway last (it writes the run's final files when told to stop).
 """
 
+import contextlib
 import importlib
 import logging
 import os
@@ -21,9 +23,10 @@ import msgspec
 import zmq
 
 from naive_mp.logs import setup_logging
+from naive_mp.runtime import children as kids
 from naive_mp.runtime import rundir
 from naive_mp.runtime.control import ControlServer
-from naive_mp.runtime.process import (EXIT_BOOT, BootError, become_subreaper, child_pids, describe_exit,
+from naive_mp.runtime.process import (EXIT_GAVE_UP, BootError, become_subreaper, child_pids, describe_exit,
                                       fork_child, set_title)
 from naive_mp.wire import (Heartbeat, ProcessInfo, ReloadReply, ReloadRequest, RunSpec, StatusReply, StatusRequest,
                            StopReply, StopRequest)
@@ -31,10 +34,6 @@ from naive_mp.wire import (Heartbeat, ProcessInfo, ReloadReply, ReloadRequest, R
 log = logging.getLogger("naive_mp.supervisor")
 
 POLL_S = 0.2
-QUICK_DEATH_S = 5.0  # a child that dies sooner "died at start"
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.1, 5.0
-MAX_BOOT_FAILURES = 5  # EXIT_BOOT this many times in a row: give up
-MAX_QUICK_DEATHS = 10  # died at start this many times in a row: give up
 KILL_WAIT_S = 5.0  # after SIGKILL, the kernel needs only moments
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 SHUTDOWN_RANK = {"streamer": 0, "leader": 1, "gateway": 3}  # any other role: 2
@@ -80,12 +79,11 @@ class Child:
     pid: int | None = None
     started_at: float = 0.0  # wall clock, for status
     started_mono: float = 0.0
-    last_beat: float | None = None
+    last_beat: float | None = None  # None: no heartbeat yet from this process (no hello)
     beat: Heartbeat | None = None
     spawned: int = 0
     restarts: int = 0
-    quick_deaths: int = 0
-    boot_failures: int = 0
+    boot_failures: int = 0  # died before its first heartbeat, so many times in a row
     next_start: float = 0.0
     killed: bool = False  # already SIGKILLed as stale
     done: bool = False  # exited 0: its work is over, not restarted
@@ -111,6 +109,8 @@ class Supervisor:
         self._wake_r = self._wake_w = -1
         self._old_wakeup = -1
         self._stop_status: int | None = None
+        # What children gave up on (status rows, or a name from an exit status): kept, and the run fails.
+        self.given_up: dict[str, ProcessInfo | None] = {}
         self._hurry = False
         self.started_at = time.time()
         self.context: zmq.Context | None = None
@@ -213,11 +213,9 @@ class Supervisor:
     def _poll(self, timeout_s: float) -> None:
         events = dict(self.poller.poll(int(timeout_s * 1000)))
         if self._wake_r in events:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 while os.read(self._wake_r, 512):
                     pass
-            except BlockingIOError:
-                pass
         if self.control is not None and self.control.socket in events:
             self._serve_control()
 
@@ -226,25 +224,19 @@ class Supervisor:
     def _by_pid(self, pid: int) -> Child | None:
         return next((c for c in self.children if c.pid == pid), None)
 
-    def _reap(self) -> bool:
-        """Reap every exited child; False once this process has no child left at all."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return False
-            if pid == 0:
-                return True
+    def _reap(self) -> None:
+        for pid, code in kids.reap():
             child = self._by_pid(pid)
-            if child is None:
-                log.debug("reaped pid %d (an orphan adopted from a dead leader)", pid)
-            else:
-                self._exited(child, os.waitstatus_to_exitcode(status))
+            if child is not None:  # else an orphan, adopted from a dead leader: reaped, nothing more
+                self._exited(child, code)
 
     def _exited(self, child: Child, code: int) -> None:
         ran = time.monotonic() - child.started_mono
         how = (log.info if code == 0 or self._stop_status is not None else log.warning)
         how("%s (pid %d) %s after %.1f s", child.spec.name, child.pid, describe_exit(code), ran)
+        if code == EXIT_GAVE_UP and not any(p and p.symbol == child.spec.symbol for p in self.given_up.values()):
+            self.given_up[f"a trader of {child.spec.name}"] = None  # the beat that named it was lost
+        said_hello = child.last_beat is not None
         child.pid, child.beat, child.last_beat = None, None, None
         if self._stop_status is not None:
             return
@@ -258,34 +250,24 @@ class Supervisor:
             else:
                 log.info("%s finished its work: not restarting it", child.spec.name)
             return
-        self._schedule_restart(child, code, ran)
-
-    def _schedule_restart(self, child: Child, code: int, ran: float) -> None:
-        child.quick_deaths = 0 if ran >= QUICK_DEATH_S else child.quick_deaths + 1
-        child.boot_failures = child.boot_failures + 1 if code == EXIT_BOOT else 0
-        if child.boot_failures >= MAX_BOOT_FAILURES:
-            return self._give_up(child, f"it could not boot {child.boot_failures} times in a row")
-        if child.quick_deaths >= MAX_QUICK_DEATHS:
-            return self._give_up(child, f"it died within {QUICK_DEATH_S:g} s of starting "
-                                        f"{child.quick_deaths} times in a row")
-        streak = max(child.quick_deaths, child.boot_failures)
-        delay = 0.0 if streak == 0 else min(BACKOFF_FIRST_S * 2 ** (streak - 1), BACKOFF_MAX_S)
-        child.next_start = time.monotonic() + delay
-        log.info("restarting %s in %.1f s", child.spec.name, delay)
-
-    def _give_up(self, child: Child, why: str) -> None:
-        self._request_stop(1, f"giving up on {child.spec.name}: {why} (its log lines above say why)")
+        verdict = kids.RESTARTS.after_death(child.boot_failures, said_hello)
+        child.boot_failures = verdict.failures
+        if verdict.gave_up:  # without its streamer, gateway or a leader the run cannot go on
+            why = f"it could not boot {verdict.failures} times in a row (it died before its first heartbeat)"
+            return self._request_stop(1, f"giving up on {child.spec.name}: {why}; its log lines above say why")
+        child.next_start = time.monotonic() + verdict.delay_s
+        log.info("restarting %s in %.1f s", child.spec.name, verdict.delay_s)
 
     def _kill_stale(self) -> None:
         now = time.monotonic()
         for child in self.children:
-            if child.pid is None or child.killed or now - child.started_mono < self.boot_grace_s:
+            if child.pid is None or child.killed or not kids.is_stale(
+                    now, child.started_mono, child.last_beat, stale_s=self.stale_s, boot_grace_s=self.boot_grace_s):
                 continue
-            silent = now - (child.last_beat or child.started_mono)
-            if silent > self.stale_s:
-                log.error("%s (pid %d) sent no heartbeat for %.1f s: killing it", child.spec.name, child.pid, silent)
-                self._send(child, signal.SIGKILL)
-                child.killed = True
+            log.error("%s (pid %d) sent no heartbeat for %.1f s: killing it", child.spec.name, child.pid,
+                      now - (child.last_beat or child.started_mono))
+            kids.send_signal(child.pid, signal.SIGKILL)
+            child.killed = True
 
     def _spawn_due(self) -> None:
         for child in self.children:
@@ -305,13 +287,6 @@ class Supervisor:
         child.started_at, child.started_mono = time.time(), time.monotonic()
         again = f", restart {child.restarts}" if child.restarts else ""
         log.info("started %s (pid %d%s)", child.spec.name, pid, again)
-
-    @staticmethod
-    def _send(child: Child, signum: int) -> None:
-        try:
-            os.kill(child.pid, signum)
-        except ProcessLookupError:  # already gone; the reaper will see it
-            pass
 
     # -- the control socket --------------------------------------------------
 
@@ -335,6 +310,9 @@ class Supervisor:
             child = self._by_pid(message.process.pid)
             if child is not None:
                 child.beat, child.last_beat = message, time.monotonic()
+            for sub in message.children:
+                if sub.state == kids.GAVE_UP:
+                    self.given_up[f"{sub.symbol}#{sub.trader_id}"] = sub
             return None
         if isinstance(message, StatusRequest):
             return self.status()
@@ -368,7 +346,9 @@ class Supervisor:
                 base, role=child.spec.role, pid=child.pid, symbol=base.symbol or child.spec.symbol,
                 restarts=child.restarts, started_at=child.started_at))
             for sub in child.beat.children if child.beat else ():
-                processes.append(sub if sub.role else msgspec.structs.replace(sub, role="trader"))
+                if sub.state != kids.GAVE_UP:  # those are listed from self.given_up, even after a restart
+                    processes.append(sub if sub.role else msgspec.structs.replace(sub, role="trader"))
+        processes += [p for p in self.given_up.values() if p is not None]
         state = "running" if self._stop_status is None else "stopping"
         me = ProcessInfo(role="supervisor", pid=os.getpid(), state=state, started_at=self.started_at)
         return StatusReply(supervisor=me, processes=processes)
@@ -383,18 +363,20 @@ class Supervisor:
             if group:
                 self._stop_group(group)
         self._reap_orphans()
+        if self.given_up and self._stop_status == 0:
+            self._stop_status = 1
+            log.error("the run failed: gave up on %s (the log lines above say why)", ", ".join(sorted(self.given_up)))
 
     def _stop_group(self, group: list[Child]) -> None:
         log.info("stopping %s", ", ".join(f"{c.spec.name} (pid {c.pid})" for c in group))
         for child in group:
-            self._send(child, signal.SIGTERM)
+            kids.send_signal(child.pid, signal.SIGTERM)
         if self._wait_gone(group, self.grace_s):
             return
         for child in group:
             if child.pid is not None:
-                log.warning("%s (pid %d) still running after %g s: killing it", child.spec.name,
-                            child.pid, self.grace_s)
-                self._send(child, signal.SIGKILL)
+                log.warning("%s (pid %d) still running after %g s: killing it", child.spec.name, child.pid, self.grace_s)
+                kids.send_signal(child.pid, signal.SIGKILL)
         self._wait_gone(group, KILL_WAIT_S, hurry=False)
 
     def _wait_gone(self, group: list[Child], timeout_s: float, hurry: bool = True) -> bool:
@@ -410,19 +392,10 @@ class Supervisor:
 
     def _reap_orphans(self) -> None:
         """Reap (then kill) descendants adopted as subreaper, so nothing outlives the run."""
-        deadline = time.monotonic() + 2.0
-        while self._reap() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        leftovers = child_pids()
-        for pid in leftovers:
-            log.warning("pid %d still running at the end: killing it", pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + KILL_WAIT_S
-        while leftovers and self._reap() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._reap()
+        # Orphans die with their parent (PDEATHSIG): a moment to see them go, then no mercy.
+        for pid in kids.stop_or_kill(child_pids(), 2.0, KILL_WAIT_S):
+            log.warning("pid %d was still running at the end: killed it", pid)
 
     def _close(self, run_dir: Path) -> None:
         if self.control is not None:

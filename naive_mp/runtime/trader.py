@@ -38,6 +38,8 @@ log = logging.getLogger("naive_mp.trader")
 
 REPORT_RETRY_S = 1.0
 WELCOME_WAIT_S = 5.0
+BEAT_S = 1.0  # a TraderBeat to the leader this often: it kills a trader silent for RunSpec.trader_stale_s
+BEAT = wire.encode(wire.TraderBeat())
 
 
 class TraderProcess:
@@ -58,6 +60,7 @@ class TraderProcess:
         self.conducted = False  # lockstep: inside a Handle, the Done carries the state
         self.reported: TraderState | None = None
         self.rebuy_unacked = False  # a rebuy notice not yet acked rides on every report until it is
+        self.next_beat = 0.0
 
     # -- boot -----------------------------------------------------------------
 
@@ -161,6 +164,7 @@ class TraderProcess:
                 log.info("%s: stopping on signal %d in %s", self.state.label, signum, self.state.phase)
                 return 0
             self._resend_report()
+            self._beat()
             for sock, _ in self.poller.poll(REPORT_RETRY_S * 1000 / 4):
                 if sock is self.leader:
                     self._on_leader(decode_leader.or_drop(self.leader.recv()))
@@ -327,6 +331,17 @@ class TraderProcess:
         # The leader de-duplicates by req_id; only the latest state is ever resent.
         if self.unacked is not None and time.monotonic() - self.report_sent_at > REPORT_RETRY_S:
             self._send_report()
+
+    def _beat(self) -> None:
+        # From the loop, free-running and in lockstep alike: a trader hung anywhere else
+        # (or stopped with SIGSTOP) falls silent, and its leader kills and restarts it.
+        now = time.monotonic()
+        if now >= self.next_beat:
+            self.next_beat = now + BEAT_S
+            try:
+                self.leader.send(BEAT, zmq.NOBLOCK)
+            except zmq.Again:  # the leader is not reading: it will not miss one beat
+                pass
 
     def _title(self) -> str:
         return f"trader {self.state.label} {self.state.phase}"

@@ -4,7 +4,7 @@ import pytest
 from msgspec.structs import replace
 
 from naive_mp.core import leader
-from naive_mp.core.leader import MAX_DEATHS_AT_START, LeaderState
+from naive_mp.core.leader import LeaderState
 from naive_mp.core.messages import (
     Notice,
     RebuyRequested,
@@ -13,6 +13,7 @@ from naive_mp.core.messages import (
     StartTrader,
     SymbolStopped,
     TraderDied,
+    TraderGivenUp,
     TraderReported,
     TradingStarted,
 )
@@ -79,28 +80,36 @@ def test_state_reports_update_the_cache():
 
 def test_crashed_trader_restarts_from_cached_state_same_id():
     state, _ = report(started(), 1, phase="SELL_PLACED", rebuy_notified=True)
-    state, commands = leader.step(state, TraderDied(trader_id=1, uptime_s=60))
+    state, commands = leader.step(state, TraderDied(trader_id=1))
     (restart,) = [c for c in commands if isinstance(c, StartTrader)]
     assert restart.restart and restart.delay_s == 0
     assert restart.state.trader_id == 1 and restart.state.phase == "SELL_PLACED"
     assert restart.state.rebuy_notified
 
 
-def test_trader_dying_at_start_backs_off_then_is_given_up():
-    state = started()
-    delays = []
-    for _ in range(MAX_DEATHS_AT_START):
-        state, commands = leader.step(state, TraderDied(trader_id=1, uptime_s=0.01))
-        delays += [c.delay_s for c in commands if isinstance(c, StartTrader)]
-    assert delays == [0.0, 0.1, 0.2, 0.4]  # growing, never a tight loop
-    assert 1 not in state.traders and "giving up on trader XRPUSDT#1" in notices(commands)
+@pytest.mark.parametrize("deaths", [1, 5, 50])
+def test_a_trader_dying_again_and_again_is_restarted_each_time_after_the_drivers_delay(deaths):
+    state, _ = report(started(), 1, phase="SELL_PLACED")
+    for delay in ([0.0, 0.4] + [0.0] * deaths)[:deaths]:  # the delays come from the driver's policy
+        state, commands = leader.step(state, TraderDied(trader_id=1, delay_s=delay))
+        (restart,) = [c for c in commands if isinstance(c, StartTrader)]
+        assert (restart.state.trader_id, restart.delay_s, restart.restart) == (1, delay, True)
+    assert list(state.traders) == [1] and "giving up" not in notices(commands)
 
 
-def test_long_uptime_resets_the_back_off():
-    state = started()
-    for uptime in (0.01, 0.01, 30, 0.01):
-        state, commands = leader.step(state, TraderDied(trader_id=1, uptime_s=uptime))
-    assert [c.delay_s for c in commands if isinstance(c, StartTrader)] == [0.0]
+def test_a_trader_given_up_on_leaves_the_cache_and_says_so():
+    state, _ = report(started(), 1, phase="SELL_PLACED")
+    state, commands = leader.step(state, TraderGivenUp(trader_id=1, why="it could not boot 5 times in a row"))
+    assert state.traders == {} and starts(commands) == []
+    assert ("giving up on trader XRPUSDT#1: it could not boot 5 times in a row; last state SELL_PLACED, "
+            "its open orders stay on the exchange") in notices(commands)
+    assert leader.step(state, TraderDied(trader_id=1)) == (state, [])  # a late death changes nothing
+
+
+def test_the_last_trader_given_up_on_after_shutdown_stops_the_symbol():
+    state, _ = leader.step(started(), ShutdownRequested())
+    state, commands = leader.step(state, TraderGivenUp(trader_id=1, why="x"))
+    assert SymbolStopped(symbol="XRPUSDT") in commands
 
 
 def test_untradable_blocks_new_traders_until_settings_change():

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import ledger
-from tree import Tree, alive, write_tape
+from tree import Tree, alive, naive_mp, write_tape
 
 FILTERS = ["--tick-size", "0.0001", "--step-size", "0.01"]
 
@@ -31,8 +31,8 @@ def orders(run_dir):
 def tree(tmp_path):
     trees = []
 
-    def start(*args):
-        t = Tree(tmp_path / "run", *args)
+    def start(*args, **kwargs):
+        t = Tree(tmp_path / "run", *args, **kwargs)
         trees.append(t)
         return t
 
@@ -149,3 +149,72 @@ def test_killed_gateway_keeps_its_book_and_traders_find_their_orders(tree, tmp_p
     assert mine["SELL"]["status"] == "FILLED"
     assert "which exists" not in t.log(), "nothing was placed again"
     assert ledger.invariant_errors(t.run_dir, chunks=5) == []
+
+
+def test_a_healthy_trader_killed_again_and_again_is_never_given_up(tree, tmp_path):
+    """kill -9 a trader holding a filled BUY six times, each soon after it is back up:
+    a death after its hello is no boot failure, so it restarts at once every time and
+    follows its SELL to the end (the old rule gave up after 5 deaths within 5 s of a start)."""
+    prices = ["1.00000000"] * 5 + ["0.99990000"] * 100 + ["1.00060000"] * 30
+    t = tree("--replay", write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices), "--speed", "1",
+             "--exit-at-end", *FILTERS)
+    pid = t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "SELL_PLACED" and p)["pid"]
+    for kills in range(1, 7):
+        os.kill(pid, signal.SIGKILL)
+        backs = t.wait_for(lambda: (b := re.findall(r"TESTUSDT#1 back up \(pid (\d+)\)", t.log())) and
+                           len(b) >= kills and b)
+        pid = int(backs[-1])
+        time.sleep(0.3)
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert "giving up" not in t.log()
+    assert "trader TESTUSDT#1 finished its cycle" in t.log()
+    mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
+    assert mine["SELL"]["status"] == "FILLED"
+
+
+def test_a_hung_trader_is_killed_and_restarted_from_its_state(tree, tmp_path):
+    t = tree("--replay", scenario_tape(tmp_path, flat=60), "--speed", "1", "--exit-at-end", *FILTERS,
+             knobs={"spec": {"trader_stale_s": 2.0}})
+    first = t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "BUY_PLACED" and p)
+    os.kill(first["pid"], signal.SIGSTOP)  # hung: alive, but silent
+    again = t.wait_for(lambda: (p := trader(t, 1)) and p["pid"] != first["pid"] and p, timeout=10)
+    assert again["restarts"] == 1 and not alive(first["pid"])
+    assert f"TESTUSDT#1 (pid {first['pid']}) sent nothing for" in t.log()
+    t.wait_for(lambda: f"TESTUSDT#1 back up (pid {again['pid']})" in t.log())
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert t.log().count("sent nothing for") == 1, "a healthy trader's beats keep it alive"
+    mine = {r["side"]: r for r in orders(t.run_dir) if r["trader_id"] == "1"}
+    assert mine["BUY"]["status"] == "FILLED" and mine["SELL"]["status"] == "FILLED"
+
+
+def test_a_trader_given_up_on_shows_in_status_and_fails_the_run(tree, tmp_path):
+    t = tree("--replay", scenario_tape(tmp_path), "--speed", "1", "--exit-at-end", *FILTERS,
+             knobs={"boot_fails": [1]})
+    row = t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "GAVE_UP" and p)
+    assert row["restarts"] == 4 and not alive(row["pid"])
+    assert "GAVE_UP" in naive_mp("status", "--run-dir", t.run_dir).stdout
+    leader = t.processes("leader")[0]
+    os.kill(leader["pid"], signal.SIGKILL)  # the new leader never knew trader 1: the supervisor remembers
+    t.wait_for(lambda: (ls := t.processes("leader")) and ls[0]["pid"] != leader["pid"] and trader(t, 2))
+    assert trader(t, 1)["state"] == "GAVE_UP"
+    code, _ = t.wait(timeout=60)
+    assert code != 0, "a run that gave up on a trader failed"
+    log = t.log()
+    assert log.count("crashed: RuntimeError: TESTUSDT#1 cannot boot (test)") == 5
+    assert ("giving up on trader TESTUSDT#1: it could not boot 5 times in a row (it died before its hello); "
+            "last state NEW") in log
+    assert "the run failed: gave up on TESTUSDT#1 (the log lines above say why)" in log
+
+
+def test_a_trader_hung_in_lockstep_is_restarted_and_the_orders_still_equal_backtests(tree, tmp_path):
+    tape = scenario_tape(tmp_path, flat=10)
+    naive_mp("backtest", tape, *FILTERS, "--orders-out", tmp_path / "backtest.csv", check=True)
+    t = tree("--replay", tape, "--lockstep", "--exit-at-end", "--orders-out", tmp_path / "lockstep.csv", *FILTERS,
+             knobs={"spec": {"trader_stale_s": 2.0}, "hang_on_fill": [1]})
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert re.search(r"TESTUSDT#1 \(pid \d+\) sent nothing for [\d.]+ s: killing it", t.log())
+    assert "TESTUSDT#1 back up" in t.log()
+    assert (tmp_path / "lockstep.csv").read_bytes() == (tmp_path / "backtest.csv").read_bytes()

@@ -152,6 +152,21 @@ def test_a_killed_child_is_restarted_and_counted(supervisor):
     assert others["gateway"].pid == before["gateway"].pid and others["gateway"].restarts == 0
 
 
+def test_a_child_killed_after_its_first_heartbeat_comes_back_at_once_however_often(supervisor):
+    run = supervisor("basic")
+    pid = next(p.pid for p in run.ready().processes if p.role == "leader")
+    for kills in range(1, 7):
+        os.kill(pid, signal.SIGKILL)
+
+        def beating_again():  # a heartbeat is the hello of the supervisor's children
+            leader = next((p for p in run.status().processes if p.role == "leader"), None)
+            return leader if leader and leader.pid != pid and leader.state == "running" else None
+        leader = wait_for(beating_again, timeout_s=3.0, what=f"the leader back after kill {kills}")
+        assert leader.restarts == kills
+        pid = leader.pid
+    assert run.log().count("restarting leader-XRPUSDT in 0.0 s") == 6 and "giving up" not in run.log()
+
+
 def test_a_child_that_cannot_boot_is_given_up_without_a_tight_loop(supervisor):
     run = supervisor("boot")
     assert run.wait(timeout_s=10) == 1

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+START_WITH = Path(__file__).with_name("start_with.py")
+
 
 def write_tape(path: Path, prices: list[str], *, start_id: int = 1, start_ms: int = 1_700_000_000_000,
                gap_ms: int = 100) -> Path:
@@ -26,14 +28,17 @@ def naive_mp(*args, timeout=120, check=False) -> subprocess.CompletedProcess:
 
 
 class Tree:
-    """A `naive-mp start` in the background, in its own session (killed whole at the end)."""
+    """A `naive-mp start` in the background, in its own session (killed whole at the end).
 
-    def __init__(self, run_dir: Path, *args):
+    `knobs`: test-only settings the command line does not offer (see start_with.py).
+    """
+
+    def __init__(self, run_dir: Path, *args, knobs: dict | None = None):
         self.run_dir = run_dir
         self.stderr = open(run_dir.parent / f"{run_dir.name}.stderr", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "naive_mp", "start", "--run-dir", str(run_dir),
-                                      *map(str, args)], stdout=subprocess.PIPE, stderr=self.stderr,
-                                     text=True, start_new_session=True)
+        command = [sys.executable, str(START_WITH), json.dumps(knobs)] if knobs else [sys.executable, "-m", "naive_mp"]
+        self.proc = subprocess.Popen([*command, "start", "--run-dir", str(run_dir), *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True, start_new_session=True)
 
     def status(self) -> dict | None:
         result = naive_mp("status", "--json", "--run-dir", self.run_dir, timeout=10)
