@@ -211,6 +211,7 @@ class Drained(Wire):
     """Free-running: the trader handled every trade up to the end of the stream."""
 
     seq: int
+    lost: int = 0
 
 
 class Ack(Wire):
@@ -234,7 +235,12 @@ class Done(Wire):
 
 
 class TraderBeat(Wire):
-    """A trader is alive: sent to its leader about once a second, which kills a trader silent too long."""
+    """A trader is alive: sent to its leader about once a second, which kills a trader silent too long.
+
+    `lost`: trades this process found missing from its stream so far (counted in the run's lost events).
+    """
+
+    lost: int = 0
 
 
 # -- control ROUTER (CLI and children -> supervisor) ---------------------------

@@ -269,7 +269,8 @@ class Gateway:
         summary = summary_dict(combine(summaries))
         if len(summaries) > 1:
             summary["per_symbol"] = [summary_dict(s) for s in summaries]
-        summary["lost_events"] = sum(feed.lost for feed in self.feeds.values())
+        # trades lost on the way to the gateway, and to the traders (their leaders count those)
+        summary["lost_events"] = sum(f.lost for f in self.feeds.values()) + sum(r.lost for r in leaders.values())
         write_atomically(run_dir / "summary.json", json.dumps(summary))
         stats = {"latency_ns": self.latencies_ns, "lost": {s: f.lost for s, f in self.feeds.items()}}
         write_atomically(run_dir / "gateway-stats.json", json.dumps(stats))

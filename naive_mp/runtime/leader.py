@@ -60,6 +60,7 @@ class TraderProc:
         self.died: float | None = None  # when the previous process of this trader was reaped
         self.drained = 0  # free-running: the end of the stream it handled everything up to
         self.retired = False  # finished: asked to stop, no longer counted or listed
+        self.lost = 0  # trades this process said it lost so far
 
     def heard_from(self, message) -> bool:
         """Note a message of this trader; False for a Hello of another process (a dead predecessor's)."""
@@ -82,6 +83,7 @@ class LeaderProcess:
         self.given_up: dict[int, wire.ProcessInfo] = {}  # trader id -> its last status row, state GAVE_UP
         self.delayed: list[tuple[float, StartTrader]] = []
         self.max_traders = 0
+        self.lost = 0  # trades its traders lost (free-running), for the run's lost events
         self.ready_sent = False
         self.ended_seq: int | None = None
         self.ended_at = 0.0
@@ -103,7 +105,7 @@ class LeaderProcess:
         settings, filters = self.store.settings().get(self.symbol, (self.state.settings, self.state.filters))
         self.state = replace(self.state, settings=settings, filters=filters, traders=traders,
                              next_trader_id=record.next_trader_id, untradable=record.untradable)
-        self.max_traders, self.last_seq = record.max_traders, record.last_seq
+        self.max_traders, self.last_seq, self.lost = record.max_traders, record.last_seq, record.lost
         self.saved = (self.state, self._record())
         if traders:
             log.info("%s: %d traders back from the store: %s", self.symbol, len(traders),
@@ -112,7 +114,8 @@ class LeaderProcess:
     def _record(self) -> LeaderRecord:
         return LeaderRecord(symbol=self.symbol, next_trader_id=self.state.next_trader_id,
                             max_traders=self.max_traders, last_seq=self.last_seq,
-                            shutting_down=self.state.shutting_down, untradable=self.state.untradable)
+                            shutting_down=self.state.shutting_down, untradable=self.state.untradable,
+                            lost=self.lost)
 
     def commit(self) -> None:
         """Store what changed since the last commit: done before anyone hears of it (acks, forks)."""
@@ -275,9 +278,18 @@ class LeaderProcess:
             self.send_to(identity, wire.Ack(req_id=message.req_id))
         elif isinstance(message, wire.Drained):
             proc.drained = max(proc.drained, message.seq)
+            self._count_lost(proc, message.lost)
+        elif isinstance(message, wire.TraderBeat):
+            self._count_lost(proc, message.lost)
         elif isinstance(message, wire.Done) and self.conductor is not None:
             proc.orders = message.orders
             self.conductor.on_done(int(identity), message)
+
+    def _count_lost(self, proc: TraderProc, lost: int) -> None:
+        """A trader's running count of lost trades: the run's total grows by what is new."""
+        if lost > proc.lost:
+            self.lost, proc.lost = self.lost + lost - proc.lost, lost
+            self.commit()
 
     def send_to(self, identity: bytes, message) -> bool:
         """Send to one trader; False when it is not connected (it died, or is not up yet)."""

@@ -330,7 +330,7 @@ class Supervisor:
             raise ValueError(f"nothing called {what!r} to reload")
         leaders = [c for c in self.children if c.spec.role == "leader" and c.pid is not None]
         for child in leaders:
-            self._send(child, signum)
+            kids.send_signal(child.pid, signum)
         log.info("reload of %s: told %d leaders", what, len(leaders))
         return len(leaders)
 

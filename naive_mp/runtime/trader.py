@@ -39,7 +39,6 @@ log = logging.getLogger("naive_mp.trader")
 REPORT_RETRY_S = 1.0
 WELCOME_WAIT_S = 5.0
 BEAT_S = 1.0  # a TraderBeat to the leader this often: it kills a trader silent for RunSpec.trader_stale_s
-BEAT = wire.encode(wire.TraderBeat())
 
 
 class TraderProcess:
@@ -218,7 +217,7 @@ class TraderProcess:
             return
         ended = message.last_seq if isinstance(message, (wire.StreamEnded, wire.Welcome)) else None
         if ended is not None:  # the stream is over and every trade of it handled: say so
-            self.leader.send(wire.encode(wire.Drained(seq=ended)))
+            self.leader.send(wire.encode(wire.Drained(seq=ended, lost=self.lost)))
         if not isinstance(message, wire.TradeBatch):
             return
         first = self._unseen_offset(message)
@@ -339,7 +338,7 @@ class TraderProcess:
         if now >= self.next_beat:
             self.next_beat = now + BEAT_S
             try:
-                self.leader.send(BEAT, zmq.NOBLOCK)
+                self.leader.send(wire.encode(wire.TraderBeat(lost=self.lost)), zmq.NOBLOCK)
             except zmq.Again:  # the leader is not reading: it will not miss one beat
                 pass
 

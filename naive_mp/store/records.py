@@ -65,6 +65,7 @@ class LeaderRecord(msgspec.Struct, frozen=True, kw_only=True):
     last_seq: int = 0  # lockstep: the last trade event it fully handled
     shutting_down: bool = False
     untradable: str | None = None
+    lost: int = 0  # trades its traders found missing from their streams (free-running)
 
 
 class FeedRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,4 +26,6 @@ def test_lockstep_orders_equal_backtest(tape, filters, tape_path, tmp_path):
     assert (tmp_path / "lockstep.csv").read_bytes() == backtest
     summary = json.loads(result.stdout)
     assert summary["lost_events"] == 0 and summary["events"] > 10_000
+    in_run_dir = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert in_run_dir["max_traders"] == summary["max_traders"] == 5, "the run directory's summary counts traders"
     assert list((tmp_path / "run").glob("*.sock")) == []
