@@ -1,8 +1,9 @@
 """A trader's state: all a leader caches to restart it after a crash."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from naive_mp.core.formulas import CyclePlan
 from naive_mp.core.settings import Filters, Settings
@@ -17,16 +18,16 @@ class TraderState(msgspec.Struct, frozen=True, kw_only=True):
     """One trader of one symbol. Immutable: each step returns a new one."""
 
     symbol: str
-    trader_id: int
+    trader_id: Annotated[int, Meta(ge=1, le=2**62)]
     settings: Settings
     filters: Filters
     phase: Phase = "NEW"
-    cycle: int = 1
+    cycle: Annotated[int, Meta(ge=1, le=2**62)] = 1
     plan: CyclePlan | None = None
     rebuy_notified: bool = False
     # The trade event of the last change: a trade up to it was applied already (a
     # restarted streamer or trader sees it again), so handling it again does nothing.
-    last_trade_id: int = 0
+    last_trade_id: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     # Why the trader ended FAILED or UNTRADABLE, for the leader's log line.
     reason: str | None = None
 

@@ -29,6 +29,7 @@ def open_run(run_dir: Path, spec: RunSpec, fresh: bool) -> RunRecord:
     try:
         store = Store(run_dir, create=True)
         try:
+            store.validate()
             run = store.run()
             if run is not None:
                 run = _resume_or_archive(store, run, command, fresh)

@@ -56,7 +56,11 @@ def _role_body(module: str, *args) -> "int | None":
         role = importlib.import_module(module)
     except ImportError as exc:
         raise BootError(f"cannot import {module}: {exc}") from None
-    return role.run(*args)
+    from naive_mp.store import StoreError
+    try:
+        return role.run(*args)
+    except StoreError as exc:  # the state database cannot be used: restarting at once would not help
+        raise BootError(str(exc)) from None
 
 
 def default_children(spec: RunSpec) -> list[ChildSpec]:

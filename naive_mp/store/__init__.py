@@ -87,11 +87,11 @@ class Store:
     # -- the run (written by `start`) --------------------------------------------------
 
     def run(self) -> RunRecord | None:
-        row = self.conn.execute("SELECT run_id, command, started_at, finished FROM run").fetchone()
+        row = self.conn.execute("SELECT run_id, command, started_at FROM run").fetchone()
         if row is None:
             return None
         command = _decode(row[1], RunCommand, "the run's command")
-        return RunRecord(run_id=row[0], command=command, started_at=row[2], finished=bool(row[3]))
+        return RunRecord(run_id=row[0], command=command, started_at=row[2])
 
     def begin_run(self, record: RunRecord) -> None:
         """A new run: its command, and each symbol's settings seeded from it, trading."""
@@ -108,9 +108,18 @@ class Store:
                                "VALUES (?, ?, ?, NULL, ?, 'start')", (now, symbol, key, setting_text(value)))
                 db.execute("INSERT INTO trading VALUES (?, 'start', ?)", (symbol, now))
 
-    def mark_finished(self) -> None:
-        with self.transaction() as db:
-            db.execute("UPDATE run SET finished = 1")
+    def validate(self) -> None:
+        """Read and check every record (StoreError naming the first bad one): before anything starts."""
+        self.run()
+        self.settings()
+        self.leaders()
+        for symbol in self.trading():
+            record, traders = self.leader(symbol)
+            if record is not None and any(tid >= record.next_trader_id for tid in traders):
+                raise StoreError(f"{DB_FILE}: the leader record of {symbol} is not valid: next_trader_id "
+                                 f"{record.next_trader_id} is not above its traders' ids {sorted(traders)}")
+        self.book()
+        self.position()
 
     # -- settings and trading control (written by the operator's commands) -------------------
 
@@ -146,6 +155,7 @@ class Store:
             "SELECT at, symbol, key, old, new, source FROM settings_history "
             "WHERE ?1 IS NULL OR symbol = ?1 ORDER BY id", (symbol,)).fetchall()
         return [SettingChange(at=r[0], symbol=r[1], key=r[2], old=r[3], new=r[4], source=r[5]) for r in rows]
+
 
     def trading(self) -> dict[str, str]:
         """Symbol -> 'start', 'stop' or 'shutdown', as the operator last said."""

@@ -4,9 +4,10 @@ import os
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 
 from naive_mp.core.money import fmt
 from naive_mp.core.settings import Filters, Settings
@@ -49,32 +50,34 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     run_id: int  # time.time_ns() when the run began
     command: RunCommand
     started_at: float
-    finished: bool = False
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
         return f"the run started {when} ({self.command.describe()})"
 
 
+Count = Annotated[int, Meta(ge=0, le=2**62)]
+
+
 class LeaderRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What a leader keeps besides its traders' states."""
 
     symbol: str
-    next_trader_id: int = 1
-    max_traders: int = 0
-    last_seq: int = 0  # lockstep: the last trade event it fully handled
+    next_trader_id: Annotated[int, Meta(ge=1, le=2**62)] = 1
+    max_traders: Count = 0
+    last_seq: Count = 0  # lockstep: the last trade event it fully handled
     shutting_down: bool = False
     untradable: str | None = None
-    lost: int = 0  # trades its traders found missing from their streams (free-running)
+    lost: Count = 0  # trades its traders found missing from their streams (free-running)
 
 
 class FeedRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What the gateway applied of one symbol's trade stream."""
 
-    last_seq: int = 0
-    last_trade_id: int = 0
+    last_seq: Count = 0
+    last_trade_id: Count = 0
     last_price: Decimal | None = None
-    lost: int = 0
+    lost: Count = 0
 
     @property
     def events(self) -> int:
@@ -85,9 +88,9 @@ class FeedRecord(msgspec.Struct, frozen=True, kw_only=True):
 class StreamPosition(msgspec.Struct, frozen=True, kw_only=True):
     """Where the replay stands: the next trade to send is `offset` in tape number `tape`."""
 
-    tape: int = 0
-    offset: int = 0
-    seq: dict[str, int] = {}  # last seq published per symbol
+    tape: Count = 0
+    offset: Count = 0
+    seq: dict[str, Count] = {}  # last seq published per symbol
     ended: bool = False
 
 

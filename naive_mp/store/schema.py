@@ -23,8 +23,7 @@ CREATE TABLE run (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     run_id INTEGER NOT NULL,
     command TEXT NOT NULL,          -- JSON: what makes a `start` the same run
-    started_at REAL NOT NULL,
-    finished INTEGER NOT NULL DEFAULT 0
+    started_at REAL NOT NULL
 );
 -- the operator (`start` seeds it, `settings set` changes it)
 CREATE TABLE settings (

@@ -163,3 +163,22 @@ def test_archive_moves_the_run_away(store, tmp_path):
     assert not db_path(tmp_path).exists() and target.parent == tmp_path / "archive"
     conn = sqlite3.connect(target)
     assert conn.execute("SELECT run_id FROM run").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("table, row, named", [
+    ("leaders", ("XRPUSDT", '{"symbol": "XRPUSDT", "next_trader_id": -5}'), "the leader record of XRPUSDT"),
+    ("leaders", ("XRPUSDT", '[]'), "the leader record of XRPUSDT"),
+    ("traders", ("XRPUSDT", 7, "garbage"), "trader XRPUSDT#7"),
+    ("stream", (1, '{"tape": "x"}'), "the stream position"),
+])
+def test_validate_names_the_first_bad_record(store, tmp_path, table, row, named):
+    store.conn.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+    with pytest.raises(StoreError, match=named):
+        Store(tmp_path).validate()
+
+
+def test_validate_refuses_a_trader_id_the_leader_would_give_again(store, tmp_path):
+    trader = TraderState(symbol="XRPUSDT", trader_id=4, settings=Settings(), filters=FILTERS)
+    store.save_leader(LeaderRecord(symbol="XRPUSDT", next_trader_id=2), [trader], [])
+    with pytest.raises(StoreError, match="next_trader_id 2 is not above"):
+        Store(tmp_path).validate()
