@@ -14,6 +14,7 @@ import logging
 import msgspec
 
 from naive_mp.core.messages import (
+    OrderCanceled,
     OrderFilled,
     OrderRejected,
     PlaceOrder,
@@ -171,6 +172,12 @@ class Filled(Wire):
     cause_ns: int = 0  # sent_ns of the trade batch that filled it (latency of the SELL it causes)
 
 
+class Canceled(Wire):
+    """One of the trader's open orders was canceled at the exchange (by a request, or anyone)."""
+
+    event: OrderCanceled
+
+
 class Crossed(Wire):
     """Lockstep: the gateway handled trade `seq`; these are the fills it caused."""
 
@@ -314,7 +321,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
 StreamMessage = TradeBatch | Welcome | StreamEnded
 AckMessage = Ready | Handled
 GatewayRequest = Place | Query | Cancel
-UpdateMessage = Filled | Welcome | Crossed
+UpdateMessage = Filled | Canceled | Welcome | Crossed
 TraderToLeader = Hello | Report | RebuyNotice | Done | Drained | TraderBeat
 LeaderToTrader = Ack | Handle
 ControlMessage = Heartbeat | StatusRequest | StopRequest | ReloadRequest

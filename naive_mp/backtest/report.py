@@ -46,20 +46,25 @@ def summarize(symbol: str, orders: list[Order], fee: Decimal, events: int,
             continue
         s.orders_filled += 1
         s.fees = EXACT.add(s.fees, EXACT.multiply(fee, EXACT.multiply(order.price, order.quantity)))
-        cycle_key = (order.trader_id, order.client_order_id[:-2])  # same trader and cycle
+        cycle_key = (order.trader_id, _cycle_of(order))  # same trader and cycle
         if order.side == "BUY":
             filled_buys[cycle_key] = order
         else:
             filled_sells.append(order)
     for sell in filled_sells:
         s.cycles += 1
-        buy = filled_buys.pop((sell.trader_id, sell.client_order_id[:-2]), None)
+        buy = filled_buys.pop((sell.trader_id, _cycle_of(sell)), None)
         if buy is not None:  # None only if the exchange forgot the BUY (a paper book lost in a crash)
             s.realized_pnl = EXACT.add(s.realized_pnl, _cycle_pnl(buy, sell, fee))
     for buy in filled_buys.values():
         s.position_qty = EXACT.add(s.position_qty, buy.quantity)
         s.position_cost = EXACT.add(s.position_cost, EXACT.multiply(buy.price, buy.quantity))
     return s
+
+
+def _cycle_of(order: Order) -> str:
+    """SYMBOL-TRADER-CYCLE of a client order id (its side, and a SELL's try number, cut off)."""
+    return order.client_order_id.rsplit("-", 1)[0]
 
 
 def _cycle_pnl(buy: Order, sell: Order, fee: Decimal) -> Decimal:

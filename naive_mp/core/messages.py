@@ -51,6 +51,13 @@ class OrderRejected(Message):
     reason: str
 
 
+class OrderCanceled(Message):
+    """One of the trader's open orders was canceled (by anyone: a person on the exchange, say)."""
+
+    client_order_id: str
+    side: Side
+
+
 class OrderChecked(Message):
     """What the exchange said of one of the trader's client order ids (after a restart).
 

@@ -28,6 +28,8 @@ class TraderState(msgspec.Struct, frozen=True, kw_only=True):
     # The trade event of the last change: a trade up to it was applied already (a
     # restarted streamer or trader sees it again), so handling it again does nothing.
     last_trade_id: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
+    # A SELL canceled by someone else is placed again under a new client order id: the n-th try.
+    sell_attempt: Annotated[int, Meta(ge=1, le=1000)] = 1
     # Why the trader ended FAILED or UNTRADABLE, for the leader's log line.
     reason: str | None = None
 
@@ -35,8 +37,10 @@ class TraderState(msgspec.Struct, frozen=True, kw_only=True):
         """Stable per symbol, trader, cycle and side, so a retry can ask before placing again.
 
         Binance allows 1-36 characters of [.A-Z:/a-z0-9_-]; symbols are at most 20.
+        A SELL placed again after a cancel gets its try number: XRPUSDT-7-2-S2.
         """
-        return f"{self.symbol}-{self.trader_id}-{self.cycle}-{side[0]}"
+        again = str(self.sell_attempt) if side == "SELL" and self.sell_attempt > 1 else ""
+        return f"{self.symbol}-{self.trader_id}-{self.cycle}-{side[0]}{again}"
 
     @staticmethod
     def trader_id_of(client_order_id: str) -> int:

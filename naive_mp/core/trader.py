@@ -14,6 +14,7 @@ from msgspec.structs import replace
 from naive_mp.core.formulas import plan_cycle, plan_for_buy, untradable_reason
 from naive_mp.core.messages import (
     Message,
+    OrderCanceled,
     OrderChecked,
     OrderFilled,
     OrderRejected,
@@ -81,6 +82,25 @@ def _finish(state: TraderState, event: OrderFilled) -> Step:
     return replace(state, phase="DONE"), NOTHING
 
 
+def _own_order(state: TraderState, event: OrderCanceled, side: str) -> None:
+    if event.side != side or event.client_order_id != state.client_order_id(side):
+        raise TransitionError(f"trader {state.label} in {state.phase}: {event.client_order_id} "
+                              "canceled, which is not its open order")
+
+
+def _buy_canceled(state: TraderState, event: OrderCanceled) -> Step:
+    """Nothing was bought: the cycle is void, and the next trade starts a new one (new client ids)."""
+    _own_order(state, event, "BUY")
+    return replace(state, phase="NEW", cycle=state.cycle + 1, plan=None, rebuy_notified=False), NOTHING
+
+
+def _sell_canceled(state: TraderState, event: OrderCanceled) -> Step:
+    """The bought quantity is still held: sell it again at the same price, under a new client id."""
+    _own_order(state, event, "SELL")
+    again = replace(state, sell_attempt=state.sell_attempt + 1)
+    return again, [_place(again, "SELL")]
+
+
 def _fail(state: TraderState, event: OrderRejected) -> Step:
     reason = f"exchange refused {event.side} {event.client_order_id}: {event.code} {event.reason}"
     return replace(state, phase="FAILED", reason=reason), NOTHING
@@ -114,6 +134,9 @@ def _check_placed(state: TraderState, event: OrderChecked) -> Step:
         return (_place_sell if side == "BUY" else _finish)(state, _as_fill(state, event))
     if event.status is None:  # it never reached the exchange: place it now, same client id
         return state, [_place(state, side)]
+    if event.status == "CANCELED":  # canceled while we were down: recover as if we had seen it
+        canceled = OrderCanceled(client_order_id=event.client_order_id, side=side)
+        return (_buy_canceled if side == "BUY" else _sell_canceled)(state, canceled)
     reason = f"its {side} {event.client_order_id} is {event.status} on the exchange"
     return replace(state, phase="FAILED", reason=reason), NOTHING
 
@@ -138,8 +161,10 @@ TRANSITIONS: dict[tuple[str, type], tuple[frozenset, Handler]] = {
     ("SELL_PLACED", TradeSeen): (frozenset({"SELL_PLACED"}), _check_rebuy),
     ("SELL_PLACED", OrderFilled): (frozenset({"DONE"}), _finish),
     ("SELL_PLACED", OrderRejected): (frozenset({"FAILED"}), _fail),
+    ("BUY_PLACED", OrderCanceled): (frozenset({"NEW"}), _buy_canceled),
+    ("SELL_PLACED", OrderCanceled): (frozenset({"SELL_PLACED"}), _sell_canceled),
     ("NEW", OrderChecked): (frozenset({"NEW", "BUY_PLACED", "SELL_PLACED", "FAILED"}), _check_new),
-    ("BUY_PLACED", OrderChecked): (frozenset({"BUY_PLACED", "SELL_PLACED", "FAILED"}), _check_placed),
+    ("BUY_PLACED", OrderChecked): (frozenset({"NEW", "BUY_PLACED", "SELL_PLACED", "FAILED"}), _check_placed),
     ("SELL_PLACED", OrderChecked): (frozenset({"SELL_PLACED", "DONE", "FAILED"}), _check_placed),
 }
 

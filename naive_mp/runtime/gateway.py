@@ -21,7 +21,7 @@ import zmq
 
 from naive_mp import wire
 from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dict, write_atomically
-from naive_mp.core.messages import OrderFilled
+from naive_mp.core.messages import OrderCanceled, OrderFilled
 from naive_mp.core.paper import ExchangeRefused, Fill, Order, PaperExchange
 from naive_mp.core.settings import Settings
 from naive_mp.runtime.control import ControlLink
@@ -227,6 +227,10 @@ class Gateway:
         except ExchangeRefused as refused:
             return wire.GatewayReply(req_id=request.req_id, code=refused.code, reason=refused.message)
         self._commit(canceled.symbol, [canceled])
+        log.warning("%s#%d: %s %s canceled on request", canceled.symbol, canceled.trader_id, canceled.side,
+                    canceled.client_order_id)
+        event = OrderCanceled(client_order_id=canceled.client_order_id, side=canceled.side)
+        self.updates.send(wire.update_topic(canceled.symbol, canceled.trader_id) + wire.encode(wire.Canceled(event=event)))
         return wire.GatewayReply(req_id=request.req_id, order=order_info(canceled))
 
     def _place(self, request: wire.Place) -> wire.GatewayReply:

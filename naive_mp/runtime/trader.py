@@ -21,6 +21,7 @@ import zmq
 from naive_mp import wire
 from naive_mp.core import trader as core
 from naive_mp.core.messages import (
+    OrderCanceled,
     OrderChecked,
     OrderFilled,
     OrderRejected,
@@ -244,6 +245,8 @@ class TraderProcess:
         if isinstance(message, wire.Filled):
             self.cause_ns = message.cause_ns
             self._on_fill(message.fill)
+        elif isinstance(message, wire.Canceled):
+            self._on_canceled(message.event)
         elif isinstance(message, wire.Welcome) and message.topic.encode() == self.own_topic:
             # Our subscription reached a gateway: at boot, or a restarted one (which
             # may have lost its book). Ask it about our order again either way.
@@ -257,6 +260,13 @@ class TraderProcess:
         side = {"BUY_PLACED": "BUY", "SELL_PLACED": "SELL"}.get(self.state.phase)
         if side == fill.side and fill.client_order_id == self.state.client_order_id(side):
             self._handle(fill)
+
+    def _on_canceled(self, event: OrderCanceled) -> None:
+        """Someone canceled an order of ours: recover by the strategy's rule, if it is our open one."""
+        side = {"BUY_PLACED": "BUY", "SELL_PLACED": "SELL"}.get(self.state.phase)
+        if side == event.side and event.client_order_id == self.state.client_order_id(side):
+            log.warning("%s: its %s %s was canceled at the exchange", self.state.label, side, event.client_order_id)
+            self._handle(event)
 
     def _on_leader(self, message) -> None:
         if isinstance(message, wire.Ack):

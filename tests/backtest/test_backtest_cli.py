@@ -102,3 +102,18 @@ def test_positive_profit_target_sells_above_buy_and_fees(tape, flags, tape_path,
 def test_readable_summary_by_default(tape_path):
     result = backtest(tape_path("ETHUSDT-trades-2024-08-08-excerpt.csv"), "--tick-size", "0.01", "--step-size", "0.0001")
     assert "events" in result.stdout and "14,515" in result.stdout and "cycles" in result.stdout
+
+
+def test_a_cycle_whose_sell_was_placed_again_counts_once_in_the_summary():
+    from decimal import Decimal as D
+
+    from naive_mp.backtest.report import summarize
+    from naive_mp.core.paper import Order
+
+    def order(oid, cid, side, price, status):
+        return Order(order_id=oid, client_order_id=cid, symbol="X", trader_id=1, side=side, price=D(price),
+                     quantity=D("10"), status=status)
+    orders = [order(1, "X-1-1-B", "BUY", "1", "FILLED"), order(2, "X-1-1-S", "SELL", "2", "CANCELED"),
+              order(3, "X-1-1-S2", "SELL", "2", "FILLED")]
+    s = summarize("X", orders, D("0"), 3, 1, D("2"))
+    assert (s.cycles, s.realized_pnl, s.position_qty) == (1, D("10"), D("0"))

@@ -4,7 +4,8 @@ import pytest
 from msgspec.structs import replace
 
 from naive_mp.core.formulas import plan_cycle
-from naive_mp.core.messages import OrderChecked, OrderFilled, OrderRejected, PlaceOrder, RequestRebuy, TradeSeen
+from naive_mp.core.messages import (OrderCanceled, OrderChecked, OrderFilled, OrderRejected, PlaceOrder, RequestRebuy,
+                                    TradeSeen)
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.core.state import TraderState
 from naive_mp.core.trader import TRANSITIONS, TransitionError, fresh_trader, step
@@ -30,9 +31,9 @@ def fill(side, client_order_id=None) -> OrderFilled:
                        side=side, price=price, quantity=PLAN.quantity, trade_id=100)
 
 
-def place(side) -> PlaceOrder:
+def place(side, suffix="") -> PlaceOrder:
     price = PLAN.buy_price if side == "BUY" else PLAN.sell_price
-    return PlaceOrder(client_order_id=f"XRPUSDT-7-1-{side[0]}", symbol="XRPUSDT", trader_id=7,
+    return PlaceOrder(client_order_id=f"XRPUSDT-7-1-{side[0]}{suffix}", symbol="XRPUSDT", trader_id=7,
                       side=side, price=price, quantity=PLAN.quantity)
 
 
@@ -42,6 +43,8 @@ def checked(side, status) -> OrderChecked:
                         price=price if status else None, quantity=PLAN.quantity if status else None)
 
 
+CANCELED_BUY = OrderCanceled(client_order_id="XRPUSDT-7-1-B", side="BUY")
+CANCELED_SELL = OrderCanceled(client_order_id="XRPUSDT-7-1-S", side="SELL")
 REJECTED = OrderRejected(client_order_id="XRPUSDT-7-1-B", side="BUY", code=-2010, reason="no money")
 
 # every legal transition: (state, event, expected phase, expected commands)
@@ -68,7 +71,14 @@ LEGAL = [
     ("restarted SELL_PLACED, SELL filled", trader("SELL_PLACED"), checked("SELL", "FILLED"), "DONE", []),
     ("restarted SELL_PLACED, SELL never arrived", trader("SELL_PLACED"), checked("SELL", None), "SELL_PLACED",
      [place("SELL")]),
-    ("restarted SELL_PLACED, SELL cancelled", trader("SELL_PLACED"), checked("SELL", "CANCELED"), "FAILED", []),
+    # an order canceled by someone else (seen live, or found after a restart): strategy.md's recovery
+    ("restarted SELL_PLACED, SELL canceled: sell again", trader("SELL_PLACED"), checked("SELL", "CANCELED"),
+     "SELL_PLACED", [place("SELL", "2")]),
+    ("restarted BUY_PLACED, BUY canceled: next cycle", trader("BUY_PLACED"), checked("BUY", "CANCELED"), "NEW", []),
+    ("restarted SELL_PLACED, SELL expired", trader("SELL_PLACED"), checked("SELL", "EXPIRED"), "FAILED", []),
+    ("canceled BUY: a new cycle on the next trade", trader("BUY_PLACED"), CANCELED_BUY, "NEW", []),
+    ("canceled SELL: the same SELL, a new client id", trader("SELL_PLACED"), CANCELED_SELL, "SELL_PLACED",
+     [place("SELL", "2")]),
 ]
 
 
@@ -96,6 +106,23 @@ def test_restart_checks_the_order_the_state_names():
     assert orders_to_check(trader()) == [("BUY", "XRPUSDT-7-1-B")]
     assert orders_to_check(trader("SELL_PLACED")) == [("SELL", "XRPUSDT-7-1-S")]
     assert orders_to_check(trader("DONE")) == []
+
+
+def test_a_canceled_buy_starts_the_next_cycle_from_the_next_trade():
+    state, _ = step(trader("BUY_PLACED", rebuy_notified=True), CANCELED_BUY)
+    assert (state.cycle, state.plan, state.rebuy_notified) == (2, None, False)
+    state, commands = step(state, trade("8.176"))
+    assert [c.client_order_id for c in commands] == ["XRPUSDT-7-2-B"]
+
+
+def test_a_sell_canceled_twice_gets_a_third_client_id_and_its_fill_finishes():
+    state, _ = step(trader("SELL_PLACED"), CANCELED_SELL)
+    state, commands = step(state, OrderCanceled(client_order_id="XRPUSDT-7-1-S2", side="SELL"))
+    assert commands == [place("SELL", "3")]
+    done, _ = step(state, fill("SELL", "XRPUSDT-7-1-S3"))
+    assert done.phase == "DONE"
+    with pytest.raises(TransitionError):
+        step(state, CANCELED_SELL)  # an old id is not its open order
 
 
 def test_rebuy_sets_flag_and_keeps_plan():

@@ -72,7 +72,9 @@ def _errors(run_dir: Snapshot, chunks: int, fee: Decimal) -> list[str]:
     known = {o["client_order_id"] for o in found}
     for (symbol, tid), state in states.items():
         side = {"BUY_PLACED": "B", "SELL_PLACED": "S"}.get(state["phase"])
-        if side and f"{symbol}-{tid}-{state['cycle']}-{side}" not in known:
+        attempt = state.get("sell_attempt", 1)
+        again = str(attempt) if side == "S" and attempt > 1 else ""
+        if side and f"{symbol}-{tid}-{state['cycle']}-{side}{again}" not in known:
             errors.append(f"trader {symbol}#{tid} in {state['phase']} has no order at the exchange")
     for symbol, n in Counter(s for s, _ in states).items():
         if n > chunks:

@@ -218,3 +218,37 @@ def test_a_trader_hung_in_lockstep_is_restarted_and_the_orders_still_equal_backt
     assert re.search(r"TESTUSDT#1 \(pid \d+\) sent nothing for [\d.]+ s: killing it", t.log())
     assert "TESTUSDT#1 back up" in t.log()
     assert (tmp_path / "lockstep.csv").read_bytes() == (tmp_path / "backtest.csv").read_bytes()
+
+
+def cancel_at_gateway(run_dir, client_order_id):
+    """What a stranger (or a person on the exchange's page) does: cancel an order behind the trader's back."""
+    import zmq
+
+    from naive_mp import wire
+    ctx = zmq.Context()
+    try:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(wire.address(run_dir, "gateway"))
+        sock.send(wire.encode(wire.Cancel(req_id=1, client_order_id=client_order_id)))
+        assert sock.poll(5000), "the gateway answers"
+        return wire.Decoder("gateway", wire.GatewayReply)(sock.recv())
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_an_order_canceled_behind_the_traders_back_is_noticed_and_recovered(tree, tmp_path):
+    prices = ["1.00000000"] * 60 + ["0.99990000"] * 40 + ["1.00060000"] * 30
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices)
+    t = tree("--replay", tape, "--speed", "1", "--exit-at-end", *FILTERS)
+    t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "BUY_PLACED")
+    assert cancel_at_gateway(t.run_dir, "TESTUSDT-1-1-B").order.status == "CANCELED"
+    t.wait_for(lambda: "TESTUSDT#1: its BUY TESTUSDT-1-1-B was canceled at the exchange" in t.log())
+    t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "SELL_PLACED")
+    assert cancel_at_gateway(t.run_dir, "TESTUSDT-1-2-S").order.status == "CANCELED"
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    status = {r["client_order_id"]: r["status"] for r in orders(t.run_dir) if r["trader_id"] == "1"}
+    assert status == {"TESTUSDT-1-1-B": "CANCELED", "TESTUSDT-1-2-B": "FILLED", "TESTUSDT-1-2-S": "CANCELED",
+                      "TESTUSDT-1-2-S2": "FILLED"}
+    assert ledger.invariant_errors(t.run_dir, chunks=5) == []
