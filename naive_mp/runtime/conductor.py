@@ -75,7 +75,7 @@ class Conductor:
         return self.done
 
     def on_done(self, trader_id: int, done: wire.Done) -> None:
-        if self.waiting == (trader_id, done.seq):
+        if self.waiting == (trader_id, done.seq) and self.leader.believable(done.state):
             self.done = done
 
     def on_death(self, trader_id: int) -> None:

@@ -24,7 +24,8 @@ class GatewayUnavailable(RuntimeError):
 
 
 class GatewayClient:
-    def __init__(self, ctx: zmq.Context, run_dir: str):
+    def __init__(self, ctx: zmq.Context, run_dir: str, *, timeout_s: float = TIMEOUT_S, attempts: int = ATTEMPTS):
+        self.timeout_s, self.attempts = timeout_s, attempts
         self.socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(wire.address(run_dir, "gateway"))
@@ -45,16 +46,16 @@ class GatewayClient:
     def _call(self, build) -> wire.GatewayReply:
         self.req_id += 1
         frame = wire.encode(build(self.req_id))
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, self.attempts + 1):
             self.socket.send(frame)
             reply = self._wait(self.req_id)
             if reply is not None:
                 return reply
-            log.warning("gateway silent for %.1f s (attempt %d of %d)", TIMEOUT_S, attempt, ATTEMPTS)
-        raise GatewayUnavailable(f"no answer from the gateway in {ATTEMPTS * TIMEOUT_S:.0f} s")
+            log.warning("gateway silent for %.1f s (attempt %d of %d)", self.timeout_s, attempt, self.attempts)
+        raise GatewayUnavailable(f"no answer from the gateway in {self.attempts * self.timeout_s:.0f} s")
 
     def _wait(self, req_id: int) -> wire.GatewayReply | None:
-        while self.socket.poll(TIMEOUT_S * 1000):
+        while self.socket.poll(self.timeout_s * 1000):
             reply = self.decode(self.socket.recv())
             if reply.req_id == req_id:
                 return reply

@@ -27,7 +27,9 @@ from naive_mp.core.messages import (Notice, RebuyRequested, SettingsChanged, Shu
 from naive_mp.core.state import TraderState
 from naive_mp.runtime import children as kids
 from naive_mp.runtime import trader as trader_process
+from naive_mp.core import trader as trader_core
 from naive_mp.runtime.control import ControlLink
+from naive_mp.runtime.gateway_client import GatewayClient, GatewayUnavailable
 from naive_mp.runtime.process import EXIT_GAVE_UP, describe_exit, fork_child, set_title
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import subscriber
@@ -189,6 +191,9 @@ class LeaderProcess:
         self.acks = self.ctx.socket(zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
         self.control = ControlLink(run_dir, context=self.ctx)
+        # to check a report that would end a trader against the exchange (one quick try: a
+        # true report is sent again until acked)
+        self.gateway = GatewayClient(self.ctx, run_dir, timeout_s=1.0, attempts=1)
         # The trade stream only for its ends, and to greet each (re)started streamer with Ready.
         self.ends = subscriber(self.ctx, wire.address(run_dir, "trades"), [wire.END_TOPIC])
         self.decode_ends = wire.Decoder("trades", wire.StreamMessage)
@@ -269,6 +274,8 @@ class LeaderProcess:
                          self.symbol, int(identity), proc.pid, (time.monotonic() - proc.died) * 1e3, proc.restarts)
             self._maybe_ready()
         elif isinstance(message, (wire.Report, wire.RebuyNotice)):
+            if message.req_id > proc.last_req_id and not self.believable(message.state):
+                return  # not acked: a true report is sent again, and checked again
             if message.req_id > proc.last_req_id:  # a resend of an old report changes nothing
                 proc.last_req_id, proc.orders = message.req_id, message.orders
                 with self.batch():  # the state and its rebuy notice: stored together, then acked
@@ -284,6 +291,32 @@ class LeaderProcess:
         elif isinstance(message, wire.Done) and self.conductor is not None:
             proc.orders = message.orders
             self.conductor.on_done(int(identity), message)
+
+    def believable(self, state: TraderState) -> bool:
+        """False for a report that ends a trader while the exchange says otherwise.
+
+        A DONE needs its SELL filled; a FAILED needs the order the cached state names not
+        open. Anyone who can reach our socket could send such a report: stopping a trader
+        on its word would leave an open order unfollowed. Other reports are only cached.
+        """
+        cached = self.state.traders.get(state.trader_id)
+        if state.phase not in ("DONE", "FAILED") or cached is None:
+            return True
+        try:
+            if state.phase == "DONE":
+                order = self.gateway.query(state.client_order_id("SELL"))
+                contradiction = None if order is not None and order.status == "FILLED" else \
+                    f"its SELL {state.client_order_id('SELL')} is {order.status if order else 'unknown'}"
+            else:
+                asked = [self.gateway.query(cid) for _, cid in trader_core.orders_to_check(cached)]
+                contradiction = next((f"its {o.side} {o.client_order_id} is open" for o in asked
+                                      if o is not None and o.status == "NEW"), None)
+        except GatewayUnavailable:
+            contradiction = "the gateway cannot confirm it now"
+        if contradiction:
+            log.warning("%s: a report of %s for #%d not believed: %s", self.symbol, state.phase,
+                        state.trader_id, contradiction)
+        return contradiction is None
 
     def _count_lost(self, proc: TraderProc, lost: int) -> None:
         """A trader's running count of lost trades: the run's total grows by what is new."""

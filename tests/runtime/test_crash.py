@@ -252,3 +252,39 @@ def test_an_order_canceled_behind_the_traders_back_is_noticed_and_recovered(tree
     assert status == {"TESTUSDT-1-1-B": "CANCELED", "TESTUSDT-1-2-B": "FILLED", "TESTUSDT-1-2-S": "CANCELED",
                       "TESTUSDT-1-2-S2": "FILLED"}
     assert ledger.invariant_errors(t.run_dir, chunks=5) == []
+
+
+def test_a_forged_done_report_does_not_stop_a_trader_whose_sell_is_open(tree, tmp_path):
+    import msgspec
+    import zmq
+
+    from naive_mp import wire
+    from naive_mp.core.state import TraderState
+    prices = ["1.00000000"] * 20 + ["0.99990000"] * 10 + ["0.99980000"] * 100
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices)
+    t = tree("--replay", tape, "--speed", "1", "--exit-at-end", *FILTERS)
+    t.wait_for(lambda: (p := trader(t, 1)) and p["state"] == "SELL_PLACED")
+    cached = msgspec.json.decode(msgspec.json.encode(ledger.traders(t.run_dir)[("TESTUSDT", 1)]), type=TraderState)
+    ctx = zmq.Context()
+    try:
+        forger = ctx.socket(zmq.DEALER)
+        forger.setsockopt(zmq.LINGER, 0)
+        forger.setsockopt(zmq.IDENTITY, b"9")  # not a trader id the leader knows...
+        forger.connect(wire.address(t.run_dir, "leader-TESTUSDT"))
+        forged = msgspec.structs.replace(cached, phase="DONE")
+        impostor = ctx.socket(zmq.DEALER)
+        impostor.setsockopt(zmq.LINGER, 0)
+        impostor.setsockopt(zmq.IDENTITY, b"1")  # ... and one it does
+        impostor.connect(wire.address(t.run_dir, "leader-TESTUSDT"))
+        time.sleep(0.2)
+        for sock in (forger, impostor):
+            sock.send(wire.encode(wire.Report(req_id=2**62, state=forged)))
+        t.wait_for(lambda: "a report of DONE for #1 not believed: its SELL TESTUSDT-1-1-S is NEW" in t.log())
+    finally:
+        ctx.destroy(linger=0)
+    assert ("TESTUSDT", 1) in ledger.traders(t.run_dir), "the trader is still followed"
+    assert "trader TESTUSDT#1 finished its cycle" not in t.log()
+    code, _ = t.wait(timeout=60)
+    assert code == 0, t.log()[-3000:]
+    assert [r["status"] for r in orders(t.run_dir) if r["client_order_id"] == "TESTUSDT-1-1-S"] == ["NEW"]
+    assert ledger.invariant_errors(t.run_dir, chunks=5) == []
