@@ -43,9 +43,10 @@ from tree import Tree, alive, write_tape  # noqa: E402
 
 
 def cli(*args, env=None, timeout=600) -> tuple[subprocess.CompletedProcess, float]:
+    """`naive-mp ARGS` timed; run from a neutral folder, since `python -m` puts the current one first on the path."""
     began = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "naive_mp", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env, cwd=tempfile.gettempdir())
     return done, time.perf_counter() - began
 
 
