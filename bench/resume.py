@@ -13,7 +13,10 @@
     same `start` again after the tree died), then the store's invariants:
     duplicate client ids, open orders without their trader, trader states
     without their order, more than `chunks` traders or open BUYs, and the
-    paper ledger.
+    paper ledger;
+(d) rogue frames (garbage, half-right msgpack, big ones) on every socket of a
+    running tree: processes gone, "crashed" log lines, the log's size, and
+    each process's resident memory and descriptors before and after.
 
 Store cost on tick-to-order latency and trader restart: run
 `bench/runtime.py --only ac` on this checkout and on the baseline (PYTHONPATH
@@ -183,13 +186,78 @@ def _count(problems: Counter, errors: list[str]) -> None:
         problems[re.sub(r"[\d.#]+", "N", error)] += 1
 
 
+# (socket, zmq type to reach it with): every socket of the run directory a stranger can reach
+ROGUE_TARGETS = (("gateway", "DEALER"), ("leader-TESTUSDT", "DEALER"), ("control", "DEALER"), ("acks", "PUSH"),
+                 ("trades", "XSUB"), ("updates", "XSUB"))
+
+
+def rogue_frame(rng) -> bytes:
+    kind = rng.randrange(4)
+    if kind == 0:
+        return rng.randbytes(rng.randrange(1, 64))
+    if kind == 1:
+        return b"\x92\xa6Report" + rng.randbytes(rng.randrange(0, 200))  # msgpack-ish, wrong inside
+    if kind == 2:
+        return b"\x01TESTUSDT " + rng.randbytes(rng.randrange(0, 32))  # a subscription, then garbage
+    return rng.randbytes(rng.randrange(10_000, 2_000_000))  # big
+
+
+def process_figures(pid: int) -> tuple[int, int]:
+    """(resident KiB, open descriptors) of a live process."""
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def stage_rogue(args, base: Path) -> None:
+    import zmq
+    print(f"(d) {args.frames} rogue frames on every socket of a running tree")
+    rng = random.Random(args.seed)
+    folder = base / "rogue"
+    folder.mkdir()
+    t = Tree(folder / "run", "--replay", falling_tape(folder, 4000), "--speed", "1",
+             "--tick-size", "0.0001", "--step-size", "0.01")
+    ctx = zmq.Context()
+    try:
+        t.wait_for(lambda: len(t.processes("trader")) == 5, timeout=60)
+        before = {p["pid"]: (p["role"], process_figures(p["pid"])) for p in t.status()["processes"]}
+        sockets = []
+        for name, kind in ROGUE_TARGETS:
+            sock = ctx.socket(getattr(zmq, kind))
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDTIMEO, 100)
+            sock.connect(f"ipc://{folder / 'run' / (name + '.sock')}")
+            sockets.append(sock)
+        sent = 0
+        for _ in range(args.frames):
+            try:
+                rng.choice(sockets).send(rogue_frame(rng))
+                sent += 1
+            except zmq.ZMQError:
+                pass
+        time.sleep(3)  # let them read it all
+        after = {p["pid"]: p for p in t.status()["processes"]}
+        gone = [f"{role} {pid}" for pid, (role, _) in before.items() if pid not in after]
+        crashed = t.log().count("crashed:")
+        print(f"  {sent} frames sent; processes gone since: {gone or 0}; 'crashed' log lines: {crashed}; "
+              f"log {len(t.log()) / 1e6:.2f} MB")
+        for pid, (role, (rss, fds)) in sorted(before.items(), key=lambda kv: kv[1][0]):
+            if pid in after:
+                rss2, fds2 = process_figures(pid)
+                print(f"  {role:<9} pid {pid}: RSS {rss / 1024:6.1f} -> {rss2 / 1024:6.1f} MiB, fds {fds} -> {fds2}")
+    finally:
+        ctx.destroy(linger=0)
+        t.kill_all()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="abc", help="stages to run: a, b, c")
+    parser.add_argument("--only", default="abcd", help="stages to run: a, b, c, d")
     parser.add_argument("--kills", type=int, default=1000, help="kills in the torture (c)")
     parser.add_argument("--leader-kills", type=int, default=5, help="leader kills in (b)")
     parser.add_argument("--baseline", help="also time (a) with this commit's code (e.g. 0ca46e8, before the store)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--frames", type=int, default=1000, help="rogue frames in (d)")
     args = parser.parse_args()
     if not TAPE.exists():
         print(f"missing {TAPE}: the benchmarks read ../shared/data", file=sys.stderr)
@@ -197,7 +265,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="naive-mp-bench-") as tmp:
         base = Path(tmp)
         try:
-            for stage, run in (("a", stage_lockstep), ("b", stage_leader_restart), ("c", stage_torture)):
+            for stage, run in (("a", stage_lockstep), ("b", stage_leader_restart), ("c", stage_torture),
+                               ("d", stage_rogue)):
                 if stage in args.only:
                     run(args, base)
         finally:
