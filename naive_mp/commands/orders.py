@@ -6,7 +6,7 @@ import click
 
 from naive_mp.backtest.report import ORDER_COLUMNS, orders_csv
 from naive_mp.commands.status import run_dir_option
-from naive_mp.commands.store_access import open_store
+from naive_mp.commands.store_access import using_store
 from naive_mp.core.money import fmt
 
 
@@ -16,11 +16,8 @@ from naive_mp.core.money import fmt
 @run_dir_option
 def orders(symbol, as_json, run_dir):
     """Every order of the run (of SYMBOL), by order id, with the columns of --orders-out."""
-    store = open_store(run_dir, readonly=True)
-    try:
+    with using_store(run_dir, readonly=True) as store:
         found = store.orders(symbol.upper() if symbol else None)
-    finally:
-        store.close()
     if as_json:
         rows = [{key: _plain(getattr(o, key)) for key in ORDER_COLUMNS} for o in found]
         click.echo(json.dumps(rows))

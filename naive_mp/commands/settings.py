@@ -7,9 +7,8 @@ import click
 import msgspec
 
 from naive_mp.commands.status import run_dir_option
-from naive_mp.commands.store_access import open_store, tell_leaders
+from naive_mp.commands.store_access import tell_leaders, using_store
 from naive_mp.core.settings import SettingError
-from naive_mp.store import StoreError
 from naive_mp.store.records import setting_text
 
 
@@ -24,13 +23,8 @@ def settings():
 @run_dir_option
 def show(symbol, as_json, run_dir):
     """Each symbol's settings and exchange filters (or SYMBOL's)."""
-    store = open_store(run_dir, readonly=True)
-    try:
+    with using_store(run_dir, readonly=True) as store:
         found = store.settings()
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
     if symbol:
         symbol = symbol.upper()
         if symbol not in found:
@@ -63,15 +57,11 @@ def set_(symbol, pairs, run_dir):
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="KEY=VALUE")
         values[key.strip()] = value.strip()
-    store = open_store(run_dir)
-    try:
-        changes = store.change_settings(symbol, values, source="settings set")
-    except SettingError as exc:
-        raise click.BadParameter(str(exc), param_hint="KEY=VALUE") from None
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
+    with using_store(run_dir) as store:
+        try:
+            changes = store.change_settings(symbol, values, source="settings set")
+        except SettingError as exc:
+            raise click.BadParameter(str(exc), param_hint="KEY=VALUE") from None
     for change in changes:
         click.echo(f"{symbol} {change.key}: {change.old} -> {change.new}")
     if not changes:
@@ -86,11 +76,8 @@ def set_(symbol, pairs, run_dir):
 @run_dir_option
 def history(symbol, as_json, run_dir):
     """Every settings change of the run, oldest first, with its time and source."""
-    store = open_store(run_dir, readonly=True)
-    try:
+    with using_store(run_dir, readonly=True) as store:
         changes = store.settings_history(symbol.upper() if symbol else None)
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(changes)))
         return

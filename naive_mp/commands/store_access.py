@@ -1,5 +1,6 @@
 """Opening the run directory's state store from a command, with errors a person can act on."""
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -17,6 +18,18 @@ def open_store(run_dir: Path, readonly: bool = False) -> Store:
         return Store(run_dir, readonly=readonly)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextlib.contextmanager
+def using_store(run_dir: Path, readonly: bool = False):
+    """The run's store for one command: closed after, its errors as click errors (exit 1)."""
+    store = open_store(run_dir, readonly=readonly)
+    try:
+        yield store
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
 
 
 def tell_leaders(run_dir: Path, what: str) -> int | None:

@@ -3,8 +3,7 @@
 import click
 
 from naive_mp.commands.status import run_dir_option
-from naive_mp.commands.store_access import open_store, tell_leaders
-from naive_mp.store import StoreError
+from naive_mp.commands.store_access import tell_leaders, using_store
 
 MEANING = {
     "start": "trading (cached traders resume)",
@@ -24,13 +23,8 @@ def trade(action, symbol, run_dir):
     whether or not the system runs.
     """
     symbol = symbol.upper()
-    store = open_store(run_dir)
-    try:
+    with using_store(run_dir) as store:
         store.set_trading(symbol, action)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
     told = tell_leaders(run_dir, "trading")
     where = "now" if told else "from the next `naive-mp start`"
     click.echo(f"{symbol}: {MEANING[action]}, {where}")
