@@ -9,6 +9,7 @@ from naive_mp.commands.settings import reload, settings
 from naive_mp.commands.start import start
 from naive_mp.commands.status import status
 from naive_mp.commands.stop import stop
+from naive_mp.commands.sweep import sweep_command
 from naive_mp.commands.trade import trade
 
 
@@ -27,3 +28,4 @@ main.add_command(orders)
 main.add_command(settings)
 main.add_command(reload)
 main.add_command(trade)
+main.add_command(sweep_command, name="sweep")
