@@ -1,6 +1,7 @@
 """`naive-mp status`: every process of the running system, as its supervisor sees it."""
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -36,9 +37,16 @@ def ask_or_fail(run_dir: Path, message):
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--watch", is_flag=True, help="Keep the view on screen, refreshed, until Ctrl-C or the run stops.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between refreshes with --watch.")
 @run_dir_option
-def status(as_json, run_dir):
+def status(as_json, watch, interval, run_dir):
     """Show every process of the running system: role, symbol, trader, pid, state, orders, restarts, uptime."""
+    if watch:
+        if as_json:
+            raise click.UsageError("--watch shows a table; use --json without it")
+        raise SystemExit(watch_status(run_dir, interval))
     reply = ask_or_fail(run_dir, StatusRequest())
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins({"supervisor": reply.supervisor, "processes": reply.processes})))
@@ -46,13 +54,44 @@ def status(as_json, run_dir):
         click.echo(status_table(reply, run_dir))
 
 
-def status_table(reply: StatusReply, run_dir: Path) -> str:
-    """Aligned columns, one line per process, the supervisor first."""
+def status_table(reply: StatusReply, run_dir: Path, width: int | None = None) -> str:
+    """Aligned columns, one line per process, the supervisor first; the STATE column cut to fit `width`."""
     now = time.time()
     rows = [COLUMNS] + [_row(p, now) for p in [reply.supervisor, *reply.processes]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    return f"naive-mp on {run_dir}: {len(reply.processes) + 1} processes\n" + "\n".join(lines)
+    state = COLUMNS.index("STATE")
+    if width is not None:  # every other column is short: the state gives way
+        others = sum(widths) - widths[state] + 2 * (len(COLUMNS) - 1)
+        widths[state] = max(8, min(widths[state], width - others))
+    lines = ["  ".join(_fit(cell, w).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    header = f"naive-mp on {run_dir}: {len(reply.processes) + 1} processes"
+    if width is not None and len(header) > width:  # a long run dir loses its start, not the count
+        header = "…" + header[len(header) - width + 1:]
+    return header + "\n" + "\n".join(lines)
+
+
+def _fit(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[:width - 1] + "…"
+
+
+def watch_status(run_dir: Path, interval: float) -> int:
+    """Redraw the status every `interval` s; 0 once a run seen here stops, 1 if none ever answered."""
+    seen = False
+    try:
+        while True:
+            try:
+                reply = ask(run_dir, StatusRequest())
+            except (NotRunning, WireError) as exc:
+                click.echo(f"\n{'the run stopped: ' if seen else ''}{exc}", err=True)
+                return 0 if seen else 1
+            seen = True
+            columns = shutil.get_terminal_size((80, 24)).columns
+            stamp = time.strftime("%H:%M:%S")
+            click.clear()
+            click.echo(f"{stamp}  every {interval:g} s, Ctrl-C to leave\n" + status_table(reply, run_dir, columns))
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _row(p: ProcessInfo, now: float) -> tuple[str, ...]:
