@@ -62,6 +62,13 @@ def summarize(symbol: str, orders: list[Order], fee: Decimal, events: int,
     return s
 
 
+def cycle_pnls(orders: list[Order], fee: Decimal) -> list[Decimal]:
+    """The P&L of each completed cycle (a filled SELL and its filled BUY), in order of the SELLs."""
+    buys = {(o.trader_id, _cycle_of(o)): o for o in orders if o.side == "BUY" and o.status == "FILLED"}
+    sells = [o for o in orders if o.side == "SELL" and o.status == "FILLED"]
+    return [_cycle_pnl(buys[key], sell, fee) for sell in sells if (key := (sell.trader_id, _cycle_of(sell))) in buys]
+
+
 def _cycle_of(order: Order) -> str:
     """SYMBOL-TRADER-CYCLE of a client order id (its side, and a SELL's try number, cut off)."""
     return order.client_order_id.rsplit("-", 1)[0]
