@@ -23,4 +23,4 @@ def test_demo_runs_the_tree_and_matches_a_backtest_of_its_tape(tmp_path):
         return [line for line in text.splitlines() if line and not line.startswith("elapsed")]
 
     assert rows(demo.stdout) == rows(backtest.stdout)
-    assert "4,000" in demo.stdout and "cycles" in demo.stdout
+    assert "4,000" in demo.stdout and "CYCLES" in demo.stdout

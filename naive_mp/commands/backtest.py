@@ -6,9 +6,10 @@ import logging
 import click
 
 from naive_mp.backtest.report import orders_csv, summary_dict, write_atomically
-from naive_mp.backtest.run import Result, run_backtest
+from naive_mp.backtest.run import Result, result_data, run_backtest
 from naive_mp.backtest.tape import TapeError, symbol_from_path
-from naive_mp.commands.common import check_output, resolve_strategy, strategy_options, summary_table
+from naive_mp.commands.common import check_output, resolve_strategy, strategy_options
+from naive_mp.report.symbols import table
 from naive_mp.logs import setup_logging
 
 
@@ -33,7 +34,7 @@ def backtest(tapes, symbol, config_path, set_pairs, verbose, orders_out, as_json
         raise click.ClickException(str(exc)) from None
     if orders_out:
         write_atomically(orders_out, orders_csv(result.orders))
-    click.echo(summary_json(result) if as_json else summary_table(summary_data(result)))
+    click.echo(summary_json(result) if as_json else table(result.per_symbol, result.reports, result.elapsed_s))
 
 
 def summary_json(result: Result) -> str:
@@ -42,8 +43,4 @@ def summary_json(result: Result) -> str:
 
 
 def summary_data(result: Result) -> dict:
-    data = summary_dict(result.summary)
-    data["elapsed_s"] = round(result.elapsed_s, 4)
-    if len(result.per_symbol) > 1:
-        data["per_symbol"] = [summary_dict(s) for s in result.per_symbol]
-    return data
+    return result_data(result)

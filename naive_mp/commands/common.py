@@ -64,22 +64,3 @@ def check_output(path: str | None, option: str = "--orders-out") -> None:
         raise click.BadParameter(f"folder {folder} does not exist", param_hint=option)
     if not os.access(folder, os.W_OK):
         raise click.BadParameter(f"folder {folder} is not writable", param_hint=option)
-
-
-def summary_table(s: dict) -> str:
-    """A run's summary (backtest's --json fields, decimals as strings) as aligned lines."""
-    rows = [
-        ("symbol", s.get("symbol", "")),
-        ("events", f"{s.get('events', 0):,}"),
-        ("orders", f"{s.get('orders_placed', 0):,} placed, {s.get('orders_filled', 0):,} filled, "
-                   f"{s.get('orders_open', 0):,} open"),
-        ("cycles", f"{s.get('cycles', 0):,} completed"),
-        ("most traders", str(s.get("max_traders", 0))),
-        ("realized pnl", s.get("realized_pnl", "0")),
-        ("fees", s.get("fees", "0")),
-        ("position", f"{s.get('position_qty', '0')} bought for {s.get('position_cost', '0')}"),
-        ("last price", s.get("last_price") or "-"),
-        ("elapsed", f"{s.get('elapsed_s', 0):.3f} s"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from naive_mp.commands.common import check_output, resolve_strategy, strategy_options, summary_table
+from naive_mp.commands.common import check_output, resolve_strategy, strategy_options
 from naive_mp.commands.status import run_dir_option
 from naive_mp.logs import setup_logging
 from naive_mp.runtime import rundir
@@ -169,4 +169,30 @@ def _report(run_dir: Path, symbols: list[str], orders_out: str | None, as_json: 
         return
     summary = json.loads(summary_path.read_text())
     summary["elapsed_s"] = round(elapsed, 4)
-    click.echo(json.dumps(summary) if as_json else summary_table(summary))
+    click.echo(json.dumps(summary) if as_json else _table(run_dir, summary, elapsed))
+
+
+def _table(run_dir: Path, summary: dict, elapsed: float) -> str:
+    """backtest's table for the run: its orders and fills from the store, its prices from the tapes."""
+    import msgspec
+
+    from naive_mp.backtest.report import Summary
+    from naive_mp.backtest.tape import read_tape, symbol_from_path
+    from naive_mp.report.symbols import PriceTrack, report, table
+    from naive_mp.store import Store
+    summaries = [msgspec.convert(s, Summary, strict=False) for s in summary.get("per_symbol", [summary])]
+    store = Store(run_dir, readonly=True)
+    try:
+        run, book, settings = store.run(), store.book(), store.settings()
+    finally:
+        store.close()
+    tracks = {s.symbol: PriceTrack(ids=[], prices=[], decimals=[]) for s in summaries}
+    for path in run.command.tapes:
+        tape = read_tape(path, symbol_from_path(path))
+        if tape.symbol in tracks:
+            tracks[tape.symbol].add(tape)
+    symbol_of_order = {o.order_id: o.symbol for o in book.orders}
+    reports = [report(s, [o for o in book.orders if o.symbol == s.symbol],
+                      [f for f in book.fills if symbol_of_order[f.order_id] == s.symbol],
+                      settings[s.symbol][0].fee, settings[s.symbol][0].budget, tracks[s.symbol]) for s in summaries]
+    return table(summaries, reports, elapsed)

@@ -13,8 +13,7 @@ from decimal import Decimal
 
 import msgspec
 
-from naive_mp.backtest.engine import Backtest
-from naive_mp.backtest.report import combine, summarize, summary_dict
+from naive_mp.backtest.run import result_data, trade_tapes
 from naive_mp.core.money import EXACT, fmt, parse_decimal
 from naive_mp.core.settings import SETTING_KEYS, Filters, Settings, SettingError, setting_value
 
@@ -89,14 +88,8 @@ def run_one(combo: dict) -> dict:
     """One backtest with `combo` over the tapes read beforehand: backtest's --json summary, and the combo."""
     tapes, base, filters = _JOB["tapes"], _JOB["settings"], _JOB["filters"]
     settings = {symbol: msgspec.structs.replace(s, **combo) for symbol, s in base.items()}
-    engine = Backtest(settings, filters)
-    for tape in tapes:
-        engine.run_tape(tape)
-    orders = sorted(engine.exchange.orders.values(), key=lambda o: o.order_id)
-    per_symbol = [summarize(symbol, [o for o in orders if o.symbol == symbol], engine.exchange.fee,
-                            run.events, run.max_traders, run.last_price)
-                  for symbol, run in engine.symbols.items()]
-    row = summary_dict(combine(per_symbol))
+    row = result_data(trade_tapes(tapes, settings, filters))
+    row.pop("elapsed_s")
     row["settings"] = {k: fmt(v) if isinstance(v, Decimal) else v for k, v in combo.items()}
     return row
 

@@ -144,3 +144,59 @@ def report_dict(summary: Summary, extra: SymbolReport) -> dict:
     for key, value in msgspec.structs.asdict(extra).items():
         data[key] = fmt(value) if isinstance(value, Decimal) else value
     return data
+
+
+TABLE_COLUMNS = ("SYMBOL", "PERIOD (UTC)", "TRADES", "ORDERS", "CYCLES", "WON", "REALIZED", "UNREALIZED", "ROI",
+                 "MAX DRAWDOWN", "FEES")
+
+
+def table(summaries: list[Summary], reports: list[SymbolReport], elapsed_s: float) -> str:
+    """One row per symbol, each amount with its currency; a total row per quote currency held by several."""
+    rows = [TABLE_COLUMNS] + [_row(s, r) for s, r in zip(summaries, reports)]
+    by_quote: dict[str, list[int]] = {}
+    for i, r in enumerate(reports):
+        by_quote.setdefault(r.quote, []).append(i)
+    for quote, members in by_quote.items():
+        if len(members) > 1 and quote != "?":
+            rows.append(_total(quote, [summaries[i] for i in members], [reports[i] for i in members]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+             for row in rows]
+    held = [f"{s.symbol}: {fmt(s.position_qty)} {r.base} held, bought for {fmt(s.position_cost)} {r.quote}, "
+            f"last price {fmt(s.last_price) if s.last_price is not None else '-'} {r.quote}"
+            for s, r in zip(summaries, reports) if s.position_qty]
+    return "\n".join(lines + held + [f"elapsed {elapsed_s:.3f} s"])
+
+
+def _period(r: SymbolReport) -> str:
+    if r.period_start is None:
+        return "-"
+    start, end = (p.replace("T", " ").rstrip("Z")[:16] for p in (r.period_start, r.period_end))
+    return f"{start} .. {end[11:] if end[:10] == start[:10] else end}"
+
+
+def _money(value: Decimal, quote: str) -> str:
+    return f"{fmt(value)} {quote}"
+
+
+def _pct(value: Decimal | None) -> str:
+    return "-" if value is None else f"{EXACT.multiply(value, 100):.2f}%"
+
+
+def _row(s: Summary, r: SymbolReport) -> tuple[str, ...]:
+    return (s.symbol, _period(r), f"{s.events:,}", f"{s.orders_placed:,} ({s.orders_open} open)", f"{s.cycles:,}",
+            f"{r.wins} ({_pct(r.win_rate)})", _money(s.realized_pnl, r.quote), _money(r.unrealized_pnl, r.quote),
+            _pct(r.roi), _money(r.max_drawdown, r.quote), _money(s.fees, r.quote))
+
+
+def _total(quote: str, summaries: list[Summary], reports: list[SymbolReport]) -> tuple[str, ...]:
+    add = lambda values: sum(values, ZERO)  # noqa: E731
+    budget = add(r.budget for r in reports)
+    realized, unrealized = add(s.realized_pnl for s in summaries), add(r.unrealized_pnl for r in reports)
+    cycles, wins = sum(s.cycles for s in summaries), sum(r.wins for r in reports)
+    return (f"total {quote}", "", f"{sum(s.events for s in summaries):,}",
+            f"{sum(s.orders_placed for s in summaries):,} ({sum(s.orders_open for s in summaries)} open)",
+            f"{cycles:,}", f"{wins} ({_pct(EXACT.divide(Decimal(wins), Decimal(cycles)) if cycles else None)})",
+            _money(realized, quote), _money(unrealized, quote),
+            _pct(EXACT.divide(EXACT.add(realized, unrealized), budget) if budget else None), "-",
+            _money(add(s.fees for s in summaries), quote))

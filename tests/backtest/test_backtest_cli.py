@@ -101,7 +101,20 @@ def test_positive_profit_target_sells_above_buy_and_fees(tape, flags, tape_path,
 
 def test_readable_summary_by_default(tape_path):
     result = backtest(tape_path("ETHUSDT-trades-2024-08-08-excerpt.csv"), "--tick-size", "0.01", "--step-size", "0.0001")
-    assert "events" in result.stdout and "14,515" in result.stdout and "cycles" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["SYMBOL", "PERIOD", "(UTC)"] and "CYCLES" in lines[0]
+    row = lines[1]
+    assert row.startswith("ETHUSDT  2024-08-08") and "14,515" in row
+    assert row.count(" USDT") == 4, "realized, unrealized, drawdown and fees each say their currency"
+
+
+def test_two_symbols_with_the_same_quote_get_a_total_row_and_keep_their_own_assets(tape_path):
+    result = backtest(tape_path("ETHUSDT-trades-2024-08-08-excerpt.csv"), tape_path("BTCUSDT-trades-2024-08-08-excerpt.csv"),
+                      "--tick-size", "0.01", "--step-size", "0.00001")
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["ETHUSDT", "BTCUSDT", "total"]
+    held = [line for line in lines if " held, bought for " in line]
+    assert any(" ETH held" in line for line in held) and any(" BTC held" in line for line in held)
 
 
 def test_a_cycle_whose_sell_was_placed_again_counts_once_in_the_summary():
