@@ -22,7 +22,9 @@ What :meth:`Archive.download` guarantees:
 * Every failure is a :class:`DownloadError` with a readable message, caught
   per day: one day's failure never stops the others.
 
-No click, no printing: progress goes to a callback the caller supplies.
+No click, no printing: progress goes to a callback the caller supplies.  The
+files it writes (the locked ``.part``, the ``.CHECKSUM``) are
+:mod:`naive_mp.data.partfile`'s.
 """
 
 from __future__ import annotations
@@ -31,17 +33,17 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
-import fcntl
-import hashlib
 import http.client
 import os
 import re
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable, ContextManager
+from typing import Callable, ContextManager
 
 import requests
 import urllib3
+
+from naive_mp.data.partfile import PartFile, PartFileBusy, sha256_file, take_broken, write_checksum
 
 DEFAULT_BASE_URL = "https://data.binance.vision"
 TIMEOUT_S = 30.0
@@ -113,12 +115,6 @@ def archive_url(base_url: str, symbol: str, day: dt.date) -> str:
     return f"{base_url.rstrip('/')}/data/spot/daily/trades/{symbol}/{tape_name(symbol, day)}"
 
 
-def sha256_file(path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def no_progress(label: str, total: int, done: int) -> ContextManager[Callable[[int], None]]:
     """The default progress factory: shows nothing."""
     return contextlib.nullcontext(lambda n: None)
@@ -154,7 +150,7 @@ class Archive:
             return self._download(symbol, day, final, url)
         except MissingFile as exc:
             return Outcome(symbol, day, Status.MISSING, final, str(exc))
-        except DownloadError as exc:
+        except (DownloadError, PartFileBusy) as exc:
             return Outcome(symbol, day, Status.FAILED, final, str(exc))
         except OSError as exc:  # the local disk: full, read-only, no permission
             where = exc.filename or final
@@ -162,18 +158,18 @@ class Archive:
 
     def _download(self, symbol, day, final: Path, url: str) -> Outcome:
         expected = self._expected_digest(url, final.name)
-        part = final.with_name(final.name + ".part")
-        status, detail = Status.DOWNLOADED, ""
-        if final.exists():
-            if sha256_file(final) == expected:
-                _write_checksum(final, expected)
-                return Outcome(symbol, day, Status.PRESENT, final, "", final.stat().st_size)
-            # A broken tape is most often a truncated one: its bytes are a
-            # prefix worth resuming from, and it must leave the tape's name now.
-            os.replace(final, part)
-            status, detail = Status.REFETCHED, "the file there did not match its checksum"
-        size, resumed_from = self._fetch_verified(url, part, final, expected, f"{symbol} {day}")
-        _write_checksum(final, expected)
+        if final.exists() and sha256_file(final) == expected:
+            return _present(symbol, day, final, expected)
+        label, status, detail = f"{symbol} {day}", Status.DOWNLOADED, ""
+        with PartFile.open(final.with_name(final.name + ".part")) as target:
+            if final.exists():  # looked at again under the lock: another download may have just made it
+                if sha256_file(final) == expected:
+                    target.path.unlink()
+                    return _present(symbol, day, final, expected)
+                take_broken(final, target)
+                status, detail = Status.REFETCHED, "the file there did not match its checksum"
+            size, resumed_from = self._fetch_verified(url, target, final, expected, label)
+        write_checksum(final, expected)
         if resumed_from:
             detail = "; ".join(filter(None, [detail, f"resumed from byte {resumed_from:,}"]))
         return Outcome(symbol, day, status, final, detail, size)
@@ -193,9 +189,10 @@ class Archive:
 
     def _get_text(self, url: str) -> str:
         try:
-            response = self.session.get(url, timeout=self.timeout)
-            _check_status(response, url)
-            return response.content[:4096].decode("ascii", "replace")
+            with self.session.get(url, timeout=self.timeout, stream=True) as response:
+                _check_status(response, url)
+                # One line is expected: a wrong --base-url must not make us read a big page.
+                return response.raw.read(4096, decode_content=True).decode("ascii", "replace")
         except requests.RequestException as exc:
             raise _Retryable(f"cannot download {url}: {_reason(exc, self.timeout)}") from None
 
@@ -212,25 +209,24 @@ class Archive:
 
     # --- the file ----------------------------------------------------------
 
-    def _fetch_verified(self, url, part: Path, final: Path, expected: str, label: str):
-        """Fill `part` from `url`, check it, rename it to `final`: (size, byte resumed from or 0)."""
-        with _Part.open(part) as target:
+    def _fetch_verified(self, url, target: PartFile, final: Path, expected: str, label: str):
+        """Fill `target` from `url`, check it, rename it to `final`: (size, byte resumed from or 0)."""
+        self._fill(target, url, label)
+        if target.resumed_from and target.digest() != expected:
+            # The bytes kept from before may be an older version of the
+            # file, or wrong ones: start over once, from nothing.
+            target.restart()
             self._fill(target, url, label)
-            if target.resumed_from and target.digest() != expected:
-                # The bytes kept from before may be an older version of the
-                # file, or wrong ones: start over once, from nothing.
-                target.restart()
-                self._fill(target, url, label)
-            digest = target.digest()
-            if digest != expected:
-                part.unlink()
-                raise DownloadError(f"checksum mismatch: {url} has SHA-256 {digest} but its "
-                                    f".CHECKSUM says {expected}; the download was deleted")
-            os.fsync(target.file.fileno())
-            os.replace(part, final)
-            return target.size(), target.resumed_from
+        digest = target.digest()
+        if digest != expected:
+            target.path.unlink()
+            raise DownloadError(f"checksum mismatch: {url} has SHA-256 {digest} but its "
+                                f".CHECKSUM says {expected}; the download was deleted")
+        os.fsync(target.file.fileno())
+        os.replace(target.path, final)
+        return target.size(), target.resumed_from
 
-    def _fill(self, target: _Part, url: str, label: str) -> None:
+    def _fill(self, target: PartFile, url: str, label: str) -> None:
         """Get the rest of `url` into `target` until the server has sent it all."""
         failures = 0
         for _ in range(_MAX_TRIES):
@@ -247,7 +243,7 @@ class Archive:
                     time.sleep(self.retry_delay)
         raise DownloadError(_giving_up(f"{url}: still not whole after {_MAX_TRIES} tries", target))
 
-    def _get_rest(self, target: _Part, url: str, label: str) -> None:
+    def _get_rest(self, target: PartFile, url: str, label: str) -> None:
         """One request for the bytes `target` lacks; _Retryable if it ends before the file does."""
         have = target.size()
         # identity: a compressed body would make Range and the byte counts
@@ -267,7 +263,7 @@ class Archive:
                     # read1 hands over every byte as it arrives: iter_content
                     # drops a last partial chunk when the connection breaks.
                     while chunk := response.raw.read1(_CHUNK):
-                        target.file.write(chunk)
+                        target.append(chunk)
                         advance(len(chunk))
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise _Retryable(f"cannot download {url}: {_reason(exc, self.timeout)}") from None
@@ -287,7 +283,7 @@ def _check_status(response: requests.Response, url: str) -> None:
         raise DownloadError(f"cannot download {url}: the server answered {code} {response.reason}")
 
 
-def _body_start(response: requests.Response, target: _Part, url: str) -> int:
+def _body_start(response: requests.Response, target: PartFile, url: str) -> int:
     """Ready `target` for the body coming; the whole file's size, 0 if the server does not say."""
     _check_status(response, url)
     have = target.size()
@@ -307,63 +303,15 @@ def _body_start(response: requests.Response, target: _Part, url: str) -> int:
     return int(length) if length.isdigit() else 0
 
 
-@dataclasses.dataclass
-class _Part:
-    """The ``.part`` file a download goes to, open unbuffered, locked against a second download."""
-
-    path: Path
-    file: BinaryIO
-    resumed_from: int = 0  # where the bytes kept from before end, if they were kept
-
-    @classmethod
-    @contextlib.contextmanager
-    def open(cls, path: Path):
-        """Open (or create) `path` for appending, holding an exclusive lock while in use."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        with os.fdopen(fd, "r+b", buffering=0) as file:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DownloadError(f"{path} is being downloaded by another process; "
-                                    "run again when it is done") from None
-            # Between our open and our lock, another download may have renamed
-            # this very file into place: then it is no .part any more.
-            if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:
-                raise DownloadError(f"{path} was finished by another process meanwhile; run again")
-            file.seek(0, os.SEEK_END)
-            yield cls(path, file)
-
-    def size(self) -> int:
-        return os.fstat(self.file.fileno()).st_size
-
-    def restart(self) -> None:
-        """Drop every byte: the next ones are the file's first."""
-        self.file.seek(0)
-        self.file.truncate()
-        self.resumed_from = 0
-
-    def digest(self) -> str:
-        self.file.seek(0)
-        digest = hashlib.file_digest(self.file, "sha256").hexdigest()
-        self.file.seek(0, os.SEEK_END)
-        return digest
+def _present(symbol, day, final: Path, digest: str) -> Outcome:
+    write_checksum(final, digest)
+    return Outcome(symbol, day, Status.PRESENT, final, "", final.stat().st_size)
 
 
-def _giving_up(message: str, target: _Part) -> str:
+def _giving_up(message: str, target: PartFile) -> str:
     if target.size():
         return f"{message}; its first {target.size():,} bytes are kept in {target.path}: run again to resume"
     return message
-
-
-def _write_checksum(final: Path, digest: str) -> None:
-    """Keep the archive's ``.CHECKSUM`` beside the tape, so it can be checked offline too."""
-    path = final.with_name(final.name + ".CHECKSUM")
-    line = f"{digest}  {final.name}\n"
-    if path.exists() and path.read_text(errors="replace") == line:
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(line)
-    os.replace(tmp, path)
 
 
 def _reason(exc: BaseException, timeout: float) -> str:
