@@ -63,7 +63,7 @@ def download(symbol, days, folder, base_url, timeout, quiet):
 def _report(outcome: Outcome, quiet: bool) -> Outcome:
     """One line per day: what was done and the tape's path (stderr and the reason if it failed)."""
     word = _WORDS.get(outcome.status, outcome.status.value)
-    head = f"{outcome.symbol} {outcome.day}  {word:<15}"
+    head = f"{outcome.symbol} {outcome.day}  {word:<16}"
     if not outcome.ok:
         click.echo(f"{head} {outcome.detail}", err=True)
     elif not quiet:

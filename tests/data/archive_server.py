@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import io
 import socket
+import sys
 import threading
 import time
 import zipfile
@@ -54,7 +55,7 @@ class FakeArchive:
         self.ranges = ranges
         self.stall_s = stall_s
         self._lock = threading.Lock()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
@@ -91,6 +92,13 @@ class FakeArchive:
         with self._lock:
             faults = self.faults.get(path)
             return faults.pop(0) if faults else None
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """Clients closing kept-alive connections, or cutting ours, are normal here: no stack dumps."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(archive: FakeArchive):

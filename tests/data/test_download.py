@@ -219,6 +219,24 @@ def test_a_transfer_that_keeps_failing_keeps_its_part_for_the_next_run(server, t
     assert (tmp_path / NAME).read_bytes() == server.files[path]
 
 
+def test_a_broken_file_leaves_the_tape_name_even_when_the_refetch_fails(server, tmp_path):
+    path = server.publish(SYMBOL, DAY, tape_zip(SYMBOL, DAY, n=2000))
+    server.faults[path] = [("status", 503)] * 3
+    (tmp_path / NAME).write_bytes(server.files[path][:3000])
+    outcome = Archive(base_url=server.url, retry_delay=0).download(SYMBOL, dt.date(2019, 6, 1), tmp_path)
+    assert outcome.status is Status.FAILED and "run again to resume" in outcome.detail
+    assert not (tmp_path / NAME).exists()  # never a broken tape under the tape's name
+    assert (tmp_path / (NAME + ".part")).read_bytes() == server.files[path][:3000]
+
+
+def test_checksum_request_is_tried_again_after_a_5xx(server, tmp_path):
+    path = server.publish(SYMBOL, DAY, tape_zip(SYMBOL, DAY))
+    server.faults[path + ".CHECKSUM"] = [("status", 502), ("status", 503)]
+    outcome = Archive(base_url=server.url, retry_delay=0).download(SYMBOL, dt.date(2019, 6, 1), tmp_path)
+    assert outcome.status is Status.DOWNLOADED
+    assert len(server.requests_for(path + ".CHECKSUM")) == 3
+
+
 # --- network errors, locks, progress --------------------------------------------
 
 
