@@ -4,6 +4,7 @@ import click
 
 from naive_mp.commands.backtest import backtest
 from naive_mp.commands.demo import demo
+from naive_mp.commands.download import download
 from naive_mp.commands.orders import orders
 from naive_mp.commands.settings import reload, settings
 from naive_mp.commands.start import start
@@ -21,6 +22,7 @@ def main():
 
 main.add_command(backtest)
 main.add_command(demo)
+main.add_command(download)
 main.add_command(start)
 main.add_command(status)
 main.add_command(stop)

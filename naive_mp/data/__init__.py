@@ -1,0 +1,1 @@
+"""Market data: getting tapes (Binance's public archive) onto this machine."""
