@@ -264,11 +264,20 @@ class ProcessInfo(msgspec.Struct, frozen=True, kw_only=True):
     started_at: float = 0.0  # wall-clock seconds
 
 
+class Sample(msgspec.Struct, frozen=True, array_like=True):
+    """One value of a metric (naive_mp.runtime.metrics names them all)."""
+
+    name: str
+    value: float
+    labels: dict[str, str] = {}
+
+
 class Heartbeat(Wire):
-    """A child is alive; leaders include their traders."""
+    """A child is alive; leaders include their traders; `samples` are its metrics now."""
 
     process: ProcessInfo
     children: list[ProcessInfo] = []
+    samples: list[Sample] = []
 
 
 class StatusRequest(Wire):
@@ -315,6 +324,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     lockstep: bool = False
     exit_at_end: bool = False
     log_level: int = 20
+    metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 
 

@@ -29,10 +29,12 @@ TAPE_SUFFIXES = (".csv", ".zip")
 @strategy_options
 @click.option("--orders-out", type=click.Path(dir_okay=False), help="At exit, write every order to this CSV file.")
 @click.option("--json", "as_json", is_flag=True, help="At exit, print the summary as one JSON object.")
+@click.option("--metrics-addr", metavar="[HOST:]PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1).")
 @click.option("--fresh", is_flag=True, help="Archive the run directory's unfinished run and start a new one.")
 @run_dir_option
 def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose,
-          orders_out, as_json, fresh, run_dir, **filter_values):
+          orders_out, as_json, metrics_addr, fresh, run_dir, **filter_values):
     """Run the whole system: supervisor, streamer, gateway, leaders, one process per trader.
 
     SYMBOL... defaults to the symbols of the replayed tapes (from their file names).
@@ -43,6 +45,7 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     _check_source(live, tapes, lockstep, exit_at_end)
     speed = _speed(speed)
     check_output(orders_out)
+    metrics_addr = _metrics_addr(metrics_addr)
     level = logging.DEBUG if verbose else logging.INFO
     setup_logging(level)
     replay_symbols = _tape_symbols(tapes)
@@ -52,7 +55,8 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     spec = RunSpec(run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
                    settings=settings, filters=filters,
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
-                   speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level)
+                   speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level,
+                   metrics_addr=metrics_addr)
     run_and_report(spec, orders_out, as_json, fresh=fresh)
 
 
@@ -89,6 +93,25 @@ def _check_source(live: bool, tapes: list[str], lockstep: bool, exit_at_end: boo
     if not tapes:
         raise click.UsageError("a source of trades is needed: --replay TAPE... "
                                "(live trading arrives with the Binance issue)")
+
+
+def _metrics_addr(text: str | None) -> str | None:
+    """HOST:PORT to serve metrics on (127.0.0.1 unless a host is given), checked free now."""
+    if text is None:
+        return None
+    import socket
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"expected [HOST:]PORT with a port from 1 to 65535, got {text!r}",
+                                 param_hint="--metrics-addr")
+    try:
+        with socket.create_server((host, int(port))):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                                 param_hint="--metrics-addr") from None
+    return f"{host}:{port}"
 
 
 def _speed(text: str) -> float | None:

@@ -46,10 +46,11 @@ class ControlLink:
         self.socket.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a supervisor not yet bound
         self.socket.connect(wire.address(run_dir, "control"))
 
-    def beat(self, process: ProcessInfo, children: list[ProcessInfo] | tuple = ()) -> bool:
+    def beat(self, process: ProcessInfo, children: list[ProcessInfo] | tuple = (), samples=()) -> bool:
         """Send a Heartbeat; False when it was dropped (supervisor busy or not there)."""
         try:
-            self.socket.send(wire.encode(Heartbeat(process=process, children=list(children))), zmq.NOBLOCK)
+            beat = Heartbeat(process=process, children=list(children), samples=list(samples))
+            self.socket.send(wire.encode(beat), zmq.NOBLOCK)
         except zmq.Again:
             return False
         return True

@@ -27,6 +27,8 @@ from naive_mp.core.settings import Settings
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import publisher, subscriber, welcome
+from naive_mp.runtime.metrics import LatencyHistogram
+from naive_mp.report.symbols import split_symbol
 from naive_mp.store import FeedRecord, Store
 
 log = logging.getLogger("naive_mp.gateway")
@@ -68,6 +70,9 @@ class Gateway:
         self.exchange = PaperExchange(spec.filters, fee)
         self.feeds = {symbol: SymbolFeed() for symbol in spec.filters}
         self.latencies_ns: list[int] = []
+        self.latency = LatencyHistogram()
+        self.refused: dict[tuple[str, int], int] = {}  # (symbol, code) -> orders refused since start
+        self.fills_published: dict[str, int] = {}
         self.started_at = time.time()
         self.feeds_saved_at = 0.0
         self.feeds_dirty = False
@@ -199,6 +204,7 @@ class Gateway:
         self.acks.send(wire.encode(wire.Handled(role="gateway", symbol=symbol, seq=seq)))
 
     def _publish_fill(self, symbol: str, fill: OrderFilled, cause_ns: int) -> None:
+        self.fills_published[symbol] = self.fills_published.get(symbol, 0) + 1
         trader_id = self.exchange.orders[fill.order_id].trader_id
         log.info("%s#%d: %s %s filled @ %s", symbol, trader_id, fill.side, fill.client_order_id, f"{fill.price:f}")
         self.updates.send(wire.update_topic(symbol, trader_id) + wire.encode(wire.Filled(fill=fill, cause_ns=cause_ns)))
@@ -240,13 +246,17 @@ class Gateway:
             log.warning("place of %s, which exists (%s): answered with the order as it stands",
                         existing.client_order_id, existing.status)
             return wire.GatewayReply(req_id=request.req_id, order=order_info(existing))
-        if request.cause_ns and len(self.latencies_ns) < MAX_LATENCIES:
-            self.latencies_ns.append(received_ns - request.cause_ns)
+        if request.cause_ns:
+            self.latency.observe((received_ns - request.cause_ns) / 1e9)
+            if len(self.latencies_ns) < MAX_LATENCIES:
+                self.latencies_ns.append(received_ns - request.cause_ns)
         feed = self.feeds.setdefault(request.order.symbol, SymbolFeed())
         try:
             order = self.exchange.place(request.order, feed.last_trade_id)
         except ExchangeRefused as refused:
             log.warning("refused %s: %s %s", request.order.client_order_id, refused.code, refused.message)
+            key = (request.order.symbol, refused.code)
+            self.refused[key] = self.refused.get(key, 0) + 1
             return wire.GatewayReply(req_id=request.req_id, code=refused.code, reason=refused.message)
         self._commit(order.symbol, [order])  # acknowledged only once it is durable
         return wire.GatewayReply(req_id=request.req_id, order=order_info(order))
@@ -257,7 +267,29 @@ class Gateway:
         events = sum(f.events for f in self.feeds.values())
         info = wire.ProcessInfo(role="gateway", pid=os.getpid(), state=f"paper, {events} trades",
                                 orders=len(self.exchange.orders), started_at=self.started_at)
-        self.control.beat(info)
+        self.control.beat(info, samples=self._samples())
+
+    def _samples(self) -> list[wire.Sample]:
+        """This gateway's metrics now (runtime/metrics.py describes them)."""
+        out = self.latency.samples("naive_mp_tick_to_order_seconds")
+        by_symbol: dict[str, list[Order]] = {}
+        for order in self.exchange.orders.values():
+            by_symbol.setdefault(order.symbol, []).append(order)
+        for symbol, feed in self.feeds.items():
+            orders = by_symbol.get(symbol, [])
+            pnl = summarize(symbol, orders, self.exchange.fee, 0, 0, None).realized_pnl
+            label = {"symbol": symbol}
+            out += [wire.Sample(name="naive_mp_trades_received", value=feed.events, labels=label),
+                    wire.Sample(name="naive_mp_trades_lost", value=feed.lost, labels=label),
+                    wire.Sample(name="naive_mp_orders_placed", value=len(orders), labels=label),
+                    wire.Sample(name="naive_mp_orders_filled", value=sum(o.status == "FILLED" for o in orders),
+                                labels=label),
+                    wire.Sample(name="naive_mp_fills", value=self.fills_published.get(symbol, 0), labels=label),
+                    wire.Sample(name="naive_mp_realized_pnl", value=float(pnl),
+                                labels={**label, "quote": split_symbol(symbol)[1]})]
+        out += [wire.Sample(name="naive_mp_orders_refused", value=n, labels={"symbol": s, "code": str(code)})
+                for (s, code), n in self.refused.items()]
+        return out
 
     def _write_results(self) -> None:
         """orders.csv and summary.json (as backtest's), gateway-stats.json (latencies, losses)."""

@@ -493,7 +493,8 @@ class LeaderProcess:
         mode = "stopped, " if self.state.stopped else "shutting down, " if self.state.shutting_down else ""
         info = wire.ProcessInfo(role="leader", pid=os.getpid(), symbol=self.symbol,
                                 state=f"{mode}{len(self.state.traders)} traders", started_at=self.started_at)
-        self.control.beat(info, children)
+        alive = wire.Sample(name="naive_mp_traders_alive", value=len(self.state.traders), labels={"symbol": self.symbol})
+        self.control.beat(info, children, samples=[alive])
 
     def _stop_traders(self) -> None:
         live = [p.pid for p in self.procs.values() if p.pid > 0]

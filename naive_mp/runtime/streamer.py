@@ -137,7 +137,8 @@ class Streamer:
         tape = self.position["tape"]
         state = f"tape {tape + 1}/{len(self.spec.replay)}, {self.sent} sent" if tape < len(self.spec.replay) else "ended"
         self.control.beat(wire.ProcessInfo(role="streamer", pid=os.getpid(), state=state,
-                                           started_at=self.started_at))
+                                           started_at=self.started_at),
+                          samples=[wire.Sample(name="naive_mp_trades_sent", value=self.sent)])
         self.next_beat = time.monotonic() + HEARTBEAT_S
 
     # -- replay --------------------------------------------------------------------------

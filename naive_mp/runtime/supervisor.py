@@ -295,6 +295,9 @@ class Supervisor:
     # -- the control socket --------------------------------------------------
 
     def _open_control(self, run_dir: Path) -> None:
+        if self.spec.metrics_addr:
+            from naive_mp.runtime import metrics
+            metrics.serve(self.spec.metrics_addr, lambda: metrics.supervised_samples(self.children))
         self.context = zmq.Context()
         self.control = ControlServer(run_dir, self.context)
         self.poller.register(self.control.socket, zmq.POLLIN)
