@@ -1,0 +1,58 @@
+"""Hardening: input of the wrong shape or size is refused with a message, never a traceback or a hang."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+FILTERS = ["--tick-size", "0.00001", "--step-size", "0.1"]
+TAPE = "XRPUSDT-trades-2019-06-01.csv"
+
+
+def good_lines(n: int) -> str:
+    return "".join(f"{i},0.43849000,10.00000000,4.38490000,{1559347200492 + i},True,True\n" for i in range(1, n + 1))
+
+
+def naive_mp(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "naive_mp", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def tape(tmp_path):
+    path = tmp_path / TAPE
+    path.write_text(good_lines(3))
+    return path
+
+
+def refused(result, code, *phrases):
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == code, result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+
+
+# --- 1. config files of the wrong shape ------------------------------------------------------
+
+@pytest.mark.parametrize("toml, phrases", [
+    ('settings = "oops"\n', ["[settings]", "must be a table"]),
+    ("settings = [1, 2]\n", ["[settings]", "must be a table"]),
+    ('symbols = "XRPUSDT"\n', ["[symbols]", "must be a table"]),
+    ("[symbols]\nXRPUSDT = 5\n", ["[symbols.XRPUSDT]", "must be a table"]),
+    ("[symbols]\nXRPUSDT = [1]\n", ["[symbols.XRPUSDT]", "must be a table"]),
+    ("[symbols.X]\nXRPUSDT = [1]\n", ["[symbols.X]", "XRPUSDT", "a number or a string"]),
+    ("[symbols.XRPUSDT]\nbudget = [1]\n", ["[symbols.XRPUSDT]", "budget", "a number or a string"]),
+    ("[settings]\nchunks = {a = 1}\n", ["[settings]", "chunks", "a number or a string"]),
+    ("binance = 3\n", ["[binance]", "must be a table"]),
+])
+def test_config_of_the_wrong_shape_names_file_and_key(tape, tmp_path, toml, phrases):
+    config = tmp_path / "shape.toml"
+    config.write_text(toml)
+    refused(naive_mp("backtest", tape, *FILTERS, "--config", config), 2, "shape.toml", *phrases)
+
+
+def test_binary_config_file_is_refused_by_name(tape, tmp_path):
+    config = tmp_path / "binary.toml"
+    config.write_bytes(b"\xff\xfe\x00\x01settings")
+    refused(naive_mp("backtest", tape, *FILTERS, "--config", config), 2, "binary.toml", "UTF-8")
