@@ -56,3 +56,22 @@ def test_binary_config_file_is_refused_by_name(tape, tmp_path):
     config = tmp_path / "binary.toml"
     config.write_bytes(b"\xff\xfe\x00\x01settings")
     refused(naive_mp("backtest", tape, *FILTERS, "--config", config), 2, "binary.toml", "UTF-8")
+
+
+# --- 2. settings the system cannot carry ------------------------------------------------------
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--set", "chunks=" + "9" * 30], ["chunks", "at most 1000"]),
+    (["--set", "chunks=1001"], ["chunks", "at most 1000"]),
+    (["--set", "budget=9e30", "--set", "chunks=1"], ["budget", "1E+18"]),
+    (["--set", "profit_target=9e30"], ["profit_target", "1E+18"]),
+    (["--tick-size", "1e-30"], ["tick_size", "1E-18"]),
+])
+def test_settings_beyond_what_the_system_carries_are_refused(tape, args, phrases):
+    refused(naive_mp("backtest", tape, *FILTERS, *args), 2, *phrases)
+
+
+def test_config_file_chunks_bound(tape, tmp_path):
+    config = tmp_path / "big.toml"
+    config.write_text("[settings]\nchunks = 100000000000000000000000000000\n")
+    refused(naive_mp("backtest", tape, *FILTERS, "--config", config), 2, "big.toml", "chunks", "at most 1000")
