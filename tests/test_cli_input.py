@@ -75,3 +75,22 @@ def test_config_file_chunks_bound(tape, tmp_path):
     config = tmp_path / "big.toml"
     config.write_text("[settings]\nchunks = 100000000000000000000000000000\n")
     refused(naive_mp("backtest", tape, *FILTERS, "--config", config), 2, "big.toml", "chunks", "at most 1000")
+
+
+# --- 3. start: what is accepted is bounded ------------------------------------------------------
+
+@pytest.mark.parametrize("speed", ["1e-300", "0.0001", "1e7", "1e309", "nan"])
+def test_start_speed_out_of_bounds_is_refused(tape, tmp_path, speed):
+    result = naive_mp("start", "--replay", tape, *FILTERS, "--speed", speed, "--exit-at-end",
+                      "--run-dir", tmp_path / "run")
+    refused(result, 2, "--speed", "0.001", "1000000")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["start", "backtest"])
+def test_a_fifo_tape_is_refused_not_waited_on(tmp_path, command):
+    fifo = tmp_path / TAPE
+    os.mkfifo(fifo)
+    args = ["--replay", fifo, "--exit-at-end", "--run-dir", tmp_path / "run"] if command == "start" else [fifo]
+    result = naive_mp(command, *args, *FILTERS, timeout=15)
+    refused(result, 1, str(fifo), "not a regular file")

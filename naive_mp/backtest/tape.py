@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+import os
 import re
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -118,20 +120,51 @@ def read_tape(path, symbol: str | None = None) -> Tape:
 def _load(name: str) -> bytes:
     """The csv bytes of a tape, decompressed once if it is a zip."""
     try:
-        if not name.lower().endswith(".zip"):
-            with open(name, "rb") as f:
+        with _open_regular(name) as f:
+            if not name.lower().endswith(".zip"):
                 return f.read()
-        with zipfile.ZipFile(name) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if len(members) != 1:
-                raise TapeError(f"{name}: zip holds {len(members)} files, expected exactly one csv")
-            return _inflate(archive, members[0])
+            return _unzip(name, f)
     except FileNotFoundError:
         raise TapeError(f"{name}: no such file") from None
     except OSError as e:
         raise TapeError(f"{name}: cannot read it ({e.strerror or e})") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise TapeError(f"{name}: not a readable zip file ({e})") from None
+
+
+def _open_regular(name: str):
+    """The file, opened for reading; anything but a regular file is refused before a byte is read.
+
+    A FIFO would block (open itself waits for a writer, hence O_NONBLOCK),
+    a device may never end, and `start` reads each tape twice (the check,
+    then the streamer), which a pipe cannot give.
+    """
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise TapeError(f"{name}: cannot read it: not a regular file but {_kind(mode)}; "
+                            "a tape must be a .csv or .zip file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    return next((kind for test, kind in kinds.items() if test(mode)), "a special file")
+
+
+def _unzip(name: str, f) -> bytes:
+    """The one csv inside a zip."""
+    with zipfile.ZipFile(f) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise TapeError(f"{name}: zip holds {len(members)} files, expected exactly one csv")
+        return _inflate(archive, members[0])
 
 
 def _inflate(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:

@@ -114,6 +114,11 @@ def _metrics_addr(text: str | None) -> str | None:
     return f"{host}:{port}"
 
 
+# A thousandth of the recorded pace up to a million times it: beyond, the
+# waits between trades become days (or nothing a float can tell from max).
+MIN_SPEED, MAX_SPEED = 0.001, 1e6
+
+
 def _speed(text: str) -> float | None:
     if text.strip().lower() == "max":
         return None
@@ -121,8 +126,9 @@ def _speed(text: str) -> float | None:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise click.BadParameter(f"expected a number > 0 or 'max', got {text!r}", param_hint="--speed")
+    if not MIN_SPEED <= value <= MAX_SPEED:  # also refuses nan and inf
+        raise click.BadParameter(f"expected a number from {MIN_SPEED} to {MAX_SPEED:.0f} (times the recorded "
+                                 f"pace), or 'max', got {text!r}", param_hint="--speed")
     return value
 
 

@@ -3,6 +3,7 @@
 import csv
 import decimal
 import io
+import os
 import random
 import zipfile
 
@@ -252,6 +253,15 @@ def test_missing_file(tmp_path):
         read_tape(path)
     with pytest.raises(TapeError, match=rf"^{tmp_path}: cannot read it"):
         read_tape(tmp_path, symbol="XRPUSDT")  # a directory
+
+
+def test_fifo_and_device_are_refused_before_reading(tmp_path):
+    fifo = tmp_path / NAME
+    os.mkfifo(fifo)  # no writer: a plain open() would wait forever
+    with pytest.raises(TapeError, match=rf"^{fifo}: cannot read it: not a regular file but a FIFO"):
+        read_tape(fifo)
+    with pytest.raises(TapeError, match=r"^/dev/zero: cannot read it: not a regular file but a character device"):
+        read_tape("/dev/zero", symbol="XRPUSDT")  # would never end
 
 
 @pytest.mark.parametrize(
