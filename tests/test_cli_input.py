@@ -94,3 +94,11 @@ def test_a_fifo_tape_is_refused_not_waited_on(tmp_path, command):
     args = ["--replay", fifo, "--exit-at-end", "--run-dir", tmp_path / "run"] if command == "start" else [fifo]
     result = naive_mp(command, *args, *FILTERS, timeout=15)
     refused(result, 1, str(fifo), "not a regular file")
+
+
+# --- 5. demo and unwritable outputs ------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["--trades", "0"], ["--trades", "-5"], ["--trades", "1000000000000"],
+                                  ["--seed", "-1"]])
+def test_demo_numbers_out_of_range_exit_2(args):
+    refused(naive_mp("demo", *args), 2, args[0])
