@@ -102,3 +102,7 @@ def test_a_fifo_tape_is_refused_not_waited_on(tmp_path, command):
                                   ["--seed", "-1"]])
 def test_demo_numbers_out_of_range_exit_2(args):
     refused(naive_mp("demo", *args), 2, args[0])
+
+
+def test_orders_out_in_proc_is_a_message(tape):
+    refused(naive_mp("backtest", tape, *FILTERS, "--orders-out", "/proc/version"), 2, "/proc/version")
