@@ -143,3 +143,16 @@ def test_start_writes_through_the_same_function(tape, tmp_path):
     assert runs[0].startswith(HEADER + "\n") and '"events": 39' in runs[0].splitlines()[-1]
     assert not (tmp_path / "-").exists()
     assert link.is_symlink() and target.read_text() == runs[0][:runs[0].rindex("\n{") + 1]
+
+
+def test_sweep_csv_goes_through_the_same_function(tape, tmp_path):
+    result = naive_mp("sweep", tape, *FILTERS, "--grid", "chunks=1,2", "--workers", "1", "--json", "--csv", "-",
+                      cwd=tmp_path)
+    ok(result)
+    assert result.stdout.startswith("rank,chunks,") and not (tmp_path / "-").exists()
+    if os.geteuid() == 0:
+        full = tmp_path / "full"
+        os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        result = naive_mp("sweep", tape, *FILTERS, "--grid", "chunks=1,2", "--workers", "1", "--csv", full)
+        assert result.returncode == 1 and "--csv: cannot write" in result.stderr and "Traceback" not in result.stderr
+        assert stat.S_ISCHR(full.stat().st_mode)
