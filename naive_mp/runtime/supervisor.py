@@ -133,7 +133,11 @@ class Supervisor:
 
     def _run_locked(self, run_dir: Path) -> int:
         set_title("supervisor")
-        setup_logging(self.spec.log_level, str(rundir.log_path(run_dir)), process="supervisor")
+        log_file = rundir.log_path(run_dir)
+        try:
+            setup_logging(self.spec.log_level, str(log_file), process="supervisor")
+        except OSError as exc:
+            raise rundir.RunDirError(rundir.cannot_open(log_file, exc)) from None
         become_subreaper()
         rundir.remove_sockets(run_dir)  # leftovers of a killed run: we hold the lock now
         if self.before_start:
