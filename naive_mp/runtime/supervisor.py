@@ -124,6 +124,15 @@ class Supervisor:
 
         Raises rundir.RunDirError (AlreadyRunning among them) before anything starts.
         """
+        # Whatever the run creates (log, sockets, database, results; the children's
+        # too: they inherit it) is for this user only, whatever the caller's umask.
+        old_umask = os.umask(0o077)
+        try:
+            return self._run_private()
+        finally:
+            os.umask(old_umask)
+
+    def _run_private(self) -> int:
         run_dir = rundir.prepare_run_dir(self.spec.run_dir)
         lock = rundir.PidLock(run_dir)
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from naive_mp.runtime.rundir import RunDirError, prepare_run_dir, remove_sockets
-from tree import write_tape
+from tree import Tree, write_tape
 
 APP = Path(__file__).with_name("supervisor_app.py")
 NOBODY = 65534
@@ -140,6 +140,35 @@ def test_a_new_run_dir_is_private_and_an_existing_one_is_only_ever_made_more_pri
     (ours / "notes.txt").write_text("beside the run: kept\n")
     assert prepare_run_dir(ours) == ours and mode(ours) == 0o700
     assert (ours / "notes.txt").exists()
+
+
+# -- what the run creates in it ------------------------------------------------------------
+
+SOCKETS = ["acks.sock", "control.sock", "gateway.sock", "leader-TESTUSDT.sock", "trades.sock", "updates.sock"]
+
+
+def loose_modes(run_dir: Path) -> dict[str, str]:
+    """Whatever in `run_dir` (at any depth) group or others may touch, with its mode."""
+    return {str(p.relative_to(run_dir)): f"{mode(p):04o}" for p in run_dir.rglob("*") if mode(p) & 0o077}
+
+
+def test_everything_the_run_creates_is_private_whatever_the_umask(tmp_path):
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv",
+                      [f"{1 - 0.0001 * i:.8f}" for i in range(150)], gap_ms=20)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    (run_dir / "naive-mp.log").write_text("an older run's lines\n")
+    (run_dir / "naive-mp.log").chmod(0o644)  # as an older naive-mp left it
+    t = Tree(run_dir, "--replay", tape, "--speed", "1", "--exit-at-end", "--tick-size", "0.0001",
+             "--step-size", "0.01", umask=0)
+    try:
+        t.wait_for(lambda: all((run_dir / name).exists() for name in SOCKETS))
+        assert loose_modes(run_dir) == {}
+        assert t.wait(timeout=60)[0] == 0
+    finally:
+        t.kill_all()
+    assert {"naive-mp.log", "state.db", "orders.csv", "summary.json"} <= {p.name for p in run_dir.iterdir()}
+    assert loose_modes(run_dir) == {}
 
 
 # -- removing leftover sockets ------------------------------------------------------------
