@@ -30,6 +30,7 @@ from naive_mp.runtime import trader as trader_process
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.process import EXIT_GAVE_UP, describe_exit, fork_child, set_title
 from naive_mp.runtime.signals import SignalQueue
+from naive_mp.runtime import sockets
 from naive_mp.runtime.streams import subscriber
 from naive_mp.store import LeaderRecord, Store
 
@@ -182,11 +183,11 @@ class LeaderProcess:
         self.signals = SignalQueue((signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1))
         self.ctx = zmq.Context()
         run_dir = self.spec.run_dir
-        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router = sockets.make(self.ctx, zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted trader takes over its id
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.bind(wire.address(run_dir, wire.leader_socket(self.symbol)))
-        self.acks = self.ctx.socket(zmq.PUSH)
+        self.acks = sockets.make(self.ctx, zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
         self.control = ControlLink(run_dir, context=self.ctx)
         # The trade stream only for its ends, and to greet each (re)started streamer with Ready.

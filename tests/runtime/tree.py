@@ -47,8 +47,11 @@ class Tree:
         return json.loads(result.stdout) if result.returncode == 0 else None
 
     def processes(self, role: str) -> list[dict]:
-        status = self.status() or {"processes": []}
-        return [p for p in status["processes"] if p["role"] == role]
+        return [p for p in self.processes_all() if p["role"] == role]
+
+    def processes_all(self) -> list[dict]:
+        """Every process of the tree in status (none when it does not answer)."""
+        return (self.status() or {"processes": []})["processes"]
 
     def wait_for(self, what, timeout: float = 20.0, every: float = 0.05):
         """Poll `what()` until it returns something truthy; fail naming the log tail."""
