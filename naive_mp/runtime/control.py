@@ -12,6 +12,7 @@ from pathlib import Path
 import zmq
 
 from naive_mp import wire
+from naive_mp.logs import Throttle
 from naive_mp.runtime import rundir, sockets
 from naive_mp.wire import Heartbeat, ProcessInfo
 
@@ -95,6 +96,7 @@ class ControlServer:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(wire.address(run_dir, "control"))
         self._decode = wire.Decoder("control", wire.ControlMessage)
+        self._misshapen = Throttle(log)  # rate-limited, as the decoder's warnings are
 
     def receive(self, limit: int = 1000):
         """(envelope, message) for each waiting request; at most `limit`, so the caller is not starved."""
@@ -108,12 +110,11 @@ class ControlServer:
             elif len(frames) == 3 and frames[1] == b"":  # a REQ peer's envelope
                 envelope, payload = frames[:2], frames[2]
             else:
-                log.warning("rogue message on the control socket: %d frames, dropped", len(frames))
+                self._misshapen.warning("rogue message on the control socket: %d frames, dropped", len(frames))
                 continue
-            try:
-                yield envelope, self._decode(payload)
-            except wire.WireError as exc:
-                log.warning("%s (dropped)", exc)
+            message = self._decode.or_drop(payload)
+            if message is not None:
+                yield envelope, message
 
     def reply(self, envelope: list[bytes], message) -> None:
         """Answer one request; a requester that left meanwhile is simply not answered."""

@@ -1,5 +1,6 @@
-"""Message size bounds: far above every legitimate message, and holding against an oversized frame
-sent to each bound socket of a real running tree."""
+"""What a stranger can send to a socket: message size bounds (far above every legitimate message,
+holding against an oversized frame sent to each bound socket of a real running tree) and a flood
+of rogue frames, which writes a few log lines, not one each."""
 
 import socket
 import struct
@@ -118,3 +119,31 @@ def test_a_message_at_the_bound_passes_and_one_byte_more_does_not(tmp_path):
         assert router.poll(5000) and router.recv_multipart()[1] == b"after"
     finally:
         ctx.destroy(linger=0)
+
+
+FLOOD = 60_000
+
+
+def test_a_flood_of_rogue_frames_writes_a_few_log_lines_not_one_each(tree):
+    import zmq
+
+    from naive_mp.logs import THROTTLE_BURST
+    ctx = zmq.Context()
+    try:
+        gateway, control = (ctx.socket(zmq.DEALER) for _ in range(2))
+        for sock, name in ((gateway, "gateway"), (control, "control")):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(wire.address(tree.run_dir, name))
+        for i in range(FLOOD):
+            gateway.send(b"\x93not a message")
+            control.send_multipart([b"\x93not a message"] if i % 2 else [b"a", b"b", b"c"])
+        gateway.send(wire.encode(wire.Query(req_id=7, client_order_id="TESTUSDT-1-1-B")))
+        assert gateway.poll(30_000), "the gateway did not answer after the flood"
+        assert wire.Decoder("gateway", wire.GatewayReply)(gateway.recv()).req_id == 7  # every rogue one was read
+    finally:
+        ctx.destroy(linger=0)
+    tree.wait_for(lambda: tree.status(), timeout=30)  # the supervisor read its flood too
+    stderr = (tree.run_dir.parent / f"{tree.run_dir.name}.stderr").read_text()
+    for text in (tree.log(), stderr):
+        assert 1 <= text.count("rogue message on the gateway socket") <= THROTTLE_BURST + 3
+        assert 2 <= text.count("rogue message on the control socket") <= 2 * (THROTTLE_BURST + 3)
