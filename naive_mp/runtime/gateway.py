@@ -24,9 +24,9 @@ from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dic
 from naive_mp.core.messages import OrderFilled
 from naive_mp.core.paper import ExchangeRefused, Fill, Order, PaperExchange
 from naive_mp.core.settings import Settings
+from naive_mp.runtime import sockets
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
-from naive_mp.runtime import sockets
 from naive_mp.runtime.streams import publisher, subscriber, welcome
 from naive_mp.store import FeedRecord, Store
 

@@ -26,11 +26,11 @@ from naive_mp.core.messages import (Notice, RebuyRequested, SettingsChanged, Shu
                                     TradingStopped)
 from naive_mp.core.state import TraderState
 from naive_mp.runtime import children as kids
+from naive_mp.runtime import sockets
 from naive_mp.runtime import trader as trader_process
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.process import EXIT_GAVE_UP, describe_exit, fork_child, set_title
 from naive_mp.runtime.signals import SignalQueue
-from naive_mp.runtime import sockets
 from naive_mp.runtime.streams import subscriber
 from naive_mp.store import LeaderRecord, Store
 

@@ -15,6 +15,7 @@ run are left alone. An existing directory of ours only ever loses permissions
 through a symlink (O_NOFOLLOW), and only our own sockets are ever removed.
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -69,6 +70,19 @@ def log_path(run_dir: str | os.PathLike) -> Path:
 def leader_result_file(run_dir: str | os.PathLike, symbol: str) -> Path:
     """Where the leader of `symbol` writes `{"max_traders": N}` when it stops."""
     return Path(run_dir) / f"leader-{symbol}.json"
+
+
+@contextlib.contextmanager
+def private_files():
+    """Whatever this process (and what it forks meanwhile) creates is for this user only: umask 077.
+
+    Whatever the caller's umask: under 000 the log was 0666 and the sockets 0777.
+    """
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def prepare_run_dir(path: str | os.PathLike) -> Path:

@@ -124,21 +124,13 @@ class Supervisor:
 
         Raises rundir.RunDirError (AlreadyRunning among them) before anything starts.
         """
-        # Whatever the run creates (log, sockets, database, results; the children's
-        # too: they inherit it) is for this user only, whatever the caller's umask.
-        old_umask = os.umask(0o077)
-        try:
-            return self._run_private()
-        finally:
-            os.umask(old_umask)
-
-    def _run_private(self) -> int:
-        run_dir = rundir.prepare_run_dir(self.spec.run_dir)
-        lock = rundir.PidLock(run_dir)
-        try:
-            return self._run_locked(run_dir)
-        finally:
-            lock.release()
+        with rundir.private_files():  # the children inherit the umask: their files and sockets too
+            run_dir = rundir.prepare_run_dir(self.spec.run_dir)
+            lock = rundir.PidLock(run_dir)
+            try:
+                return self._run_locked(run_dir)
+            finally:
+                lock.release()
 
     def _run_locked(self, run_dir: Path) -> int:
         set_title("supervisor")

@@ -29,10 +29,10 @@ from naive_mp.core.messages import (
     TradeSeen,
 )
 from naive_mp.core.state import FINAL_PHASES, TraderState
+from naive_mp.runtime import sockets
 from naive_mp.runtime.gateway_client import GatewayClient
 from naive_mp.runtime.process import set_title
 from naive_mp.runtime.signals import SignalQueue
-from naive_mp.runtime import sockets
 from naive_mp.runtime.streams import subscriber
 
 log = logging.getLogger("naive_mp.trader")
