@@ -26,6 +26,7 @@ from naive_mp.core.messages import (Notice, RebuyRequested, SettingsChanged, Shu
                                     TradingStopped)
 from naive_mp.core.state import TraderState
 from naive_mp.runtime import children as kids
+from naive_mp.runtime import sockets
 from naive_mp.runtime import trader as trader_process
 from naive_mp.core import trader as trader_core
 from naive_mp.runtime.control import ControlLink
@@ -184,11 +185,11 @@ class LeaderProcess:
         self.signals = SignalQueue((signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1))
         self.ctx = zmq.Context()
         run_dir = self.spec.run_dir
-        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router = sockets.make(self.ctx, zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted trader takes over its id
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.bind(wire.address(run_dir, wire.leader_socket(self.symbol)))
-        self.acks = self.ctx.socket(zmq.PUSH)
+        self.acks = sockets.make(self.ctx, zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
         self.control = ControlLink(run_dir, context=self.ctx)
         # to check a report that would end a trader against the exchange (one quick try: a

@@ -23,7 +23,8 @@ from naive_mp.core import order
 from naive_mp.backtest.tape import read_tape
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
-from naive_mp.runtime.streams import HWM, publisher, welcome
+from naive_mp.runtime import sockets
+from naive_mp.runtime.streams import publisher, welcome
 from naive_mp.store import Store, StreamPosition
 
 log = logging.getLogger("naive_mp.streamer")
@@ -72,8 +73,7 @@ class Streamer:
         self.position = self._load_position()
         self.ctx = zmq.Context()
         self.pub = publisher(self.ctx, wire.address(self.spec.run_dir, "trades"))
-        self.acks = self.ctx.socket(zmq.PULL)
-        self.acks.setsockopt(zmq.RCVHWM, HWM)
+        self.acks = sockets.make(self.ctx, zmq.PULL)  # Ready and Handled: a few per consumer in flight
         self.acks.bind(wire.address(self.spec.run_dir, "acks"))
         self.control = ControlLink(self.spec.run_dir, context=self.ctx)
         self.poller = zmq.Poller()
