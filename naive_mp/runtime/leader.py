@@ -20,6 +20,7 @@ import zmq
 from msgspec.structs import replace
 
 from naive_mp import logs, wire
+from naive_mp.logs import Throttle
 from naive_mp.core import leader as core
 from naive_mp.core.messages import (Notice, RebuyRequested, SettingsChanged, ShutdownRequested, StartTrader,
                                     SymbolStopped, TraderDied, TraderGivenUp, TraderReported, TradingStarted,
@@ -85,6 +86,7 @@ class LeaderProcess:
         self.pids: dict[int, int] = {}  # pid -> trader id
         self.given_up: dict[int, wire.ProcessInfo] = {}  # trader id -> its last status row, state GAVE_UP
         self.delayed: list[tuple[float, StartTrader]] = []
+        self.strangers = Throttle(log)
         self.max_traders = 0
         self.lost = 0  # trades its traders lost (free-running), for the run's lost events
         self.ready_sent = False
@@ -264,8 +266,10 @@ class LeaderProcess:
         if proc is None or proc.retired:
             # a retired trader's last messages may still arrive; anything else is odd
             retired = proc is not None or (identity.isdigit() and int(identity) < self.state.next_trader_id)
-            log.log(logging.DEBUG if retired else logging.WARNING,
-                    "%s: message from %s trader %r dropped", self.symbol, "retired" if retired else "unknown", identity)
+            if retired:
+                log.debug("%s: message from retired trader %r dropped", self.symbol, identity)
+            else:  # anyone can connect here: a flood writes a few lines, not one per frame
+                self.strangers.warning("%s: message from unknown trader %r dropped", self.symbol, identity)
             return
         if not proc.heard_from(message):
             return
