@@ -38,6 +38,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     path: str | None = None
     settings: dict = {}
     symbols: dict = {}
+    binance: dict = {}  # endpoints: naive_mp.exchange.endpoints reads them
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
@@ -47,7 +48,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         return Config()
     data = _read_toml(path)
     _check_shape(path, data)
-    config = Config(path=str(path), settings=data.get("settings", {}), symbols=data.get("symbols", {}))
+    config = Config(path=str(path), settings=data.get("settings", {}), symbols=data.get("symbols", {}),
+                    binance=data.get("binance", {}))
     settings_for(config, None)  # refuse a bad default now, not at the first symbol
     return config
 
