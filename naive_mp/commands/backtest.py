@@ -21,9 +21,9 @@ from naive_mp.logs import setup_logging
 @click.option("--orders-out", type=click.Path(dir_okay=False),
               help="Write every order to this CSV file ('-': stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def backtest(tapes, symbol, config_path, set_pairs, verbose, orders_out, as_json, **filter_values):
+def backtest(tapes, symbol, config_path, set_pairs, verbose, quiet, orders_out, as_json, **filter_values):
     """Trade TAPE... (Binance trades .csv or .zip) with the paper exchange, in order."""
-    setup_logging(logging.INFO if verbose else logging.WARNING)
+    setup_logging(logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING)
     check_output(orders_out)
     try:
         symbols = [symbol.upper() if symbol else symbol_from_path(path) for path in tapes]

@@ -37,7 +37,7 @@ TAPE_SUFFIXES = (".csv", ".zip")
               help="json: one JSON object a line (stderr and the run's log), for log shippers.")
 @click.option("--fresh", is_flag=True, help="Archive the run directory's unfinished run and start a new one.")
 @run_dir_option
-def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose,
+def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose, quiet,
           orders_out, as_json, metrics_addr, log_format, fresh, run_dir, **filter_values):
     """Run the whole system: supervisor, streamer, gateway, leaders, one process per trader.
 
@@ -50,7 +50,7 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     speed = _speed(speed)
     check_output(orders_out)
     metrics_addr = _metrics_addr(metrics_addr)
-    level = logging.DEBUG if verbose else logging.INFO
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     setup_logging(level, log_format=log_format)
     replay_symbols = _tape_symbols(tapes)
     _check_tapes(tapes, replay_symbols)
