@@ -326,6 +326,8 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     exit_at_end: bool = False
     log_level: int = 20
     log_format: str = "text"  # or "json": one object a line
+    replay_trades: list[int] = []  # trades in each tape, for the replay's progress and ETA
+    progress: bool = False  # log the replay's progress now and then (a person watches the terminal)
     metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 

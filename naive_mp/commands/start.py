@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -53,14 +54,15 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     setup_logging(level, log_format=log_format)
     replay_symbols = _tape_symbols(tapes)
-    _check_tapes(tapes, replay_symbols)
+    replay_trades = _check_tapes(tapes, replay_symbols)
     symbols = _traded_symbols(symbol_args, replay_symbols)
     settings, filters = resolve_strategy(config_path, set_pairs, symbols, filter_values)
     spec = RunSpec(run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
                    settings=settings, filters=filters,
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
                    speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level,
-                   metrics_addr=metrics_addr, log_format=log_format)
+                   metrics_addr=metrics_addr, log_format=log_format, replay_trades=replay_trades,
+                   progress=not as_json and not quiet and sys.stderr.isatty())
     run_and_report(spec, orders_out, as_json, fresh=fresh)
 
 
@@ -148,14 +150,16 @@ def _tape_symbols(tapes: list[str]) -> list[str]:
     return symbols
 
 
-def _check_tapes(tapes: list[str], symbols: list[str]) -> None:
-    """Read every tape now: a malformed line is reported here, not by a streamer crash-looping."""
+def _check_tapes(tapes: list[str], symbols: list[str]) -> list[int]:
+    """Read every tape now (a malformed line is reported here, not by a streamer crash-looping); their lengths."""
     from naive_mp.backtest.tape import TapeError, read_tape
+    counts = []
     for path, symbol in zip(tapes, symbols):
         try:
-            read_tape(path, symbol)
+            counts.append(len(read_tape(path, symbol)))
         except TapeError as exc:
             raise click.ClickException(str(exc)) from None
+    return counts
 
 
 def _traded_symbols(named: list[str], replayed: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ fills) for the symbol's leader, which then conducts its traders.
 """
 
 import json
+from decimal import Decimal
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ import zmq
 
 from naive_mp import wire
 from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dict, write_atomically
+from naive_mp.core.money import fmt
 from naive_mp.core.messages import OrderCanceled, OrderFilled
 from naive_mp.core.paper import ExchangeRefused, Fill, Order, PaperExchange
 from naive_mp.core.settings import Settings
@@ -74,6 +76,7 @@ class Gateway:
         self.latency = LatencyHistogram()
         self.refused: dict[tuple[str, int], int] = {}  # (symbol, code) -> orders refused since start
         self.fills_published: dict[str, int] = {}
+        self.pnl: dict[str, Decimal] = {}  # realized, per symbol, as of the last beat
         self.started_at = time.time()
         self.feeds_saved_at = 0.0
         self.feeds_dirty = False
@@ -266,9 +269,12 @@ class Gateway:
 
     def _beat(self) -> None:
         events = sum(f.events for f in self.feeds.values())
-        info = wire.ProcessInfo(role="gateway", pid=os.getpid(), state=f"paper, {events} trades",
+        samples = self._samples()
+        pnl = ", ".join(f"{s.labels['symbol']} {fmt(self.pnl[s.labels['symbol']])} {s.labels['quote']}"
+                        for s in samples if s.name == "naive_mp_realized_pnl")
+        info = wire.ProcessInfo(role="gateway", pid=os.getpid(), state=f"paper, {events:,} trades" + (f", {pnl}" if pnl else ""),
                                 orders=len(self.exchange.orders), started_at=self.started_at)
-        self.control.beat(info, samples=self._samples())
+        self.control.beat(info, samples=samples)
 
     def _samples(self) -> list[wire.Sample]:
         """This gateway's metrics now (runtime/metrics.py describes them)."""
@@ -278,7 +284,7 @@ class Gateway:
             by_symbol.setdefault(order.symbol, []).append(order)
         for symbol, feed in self.feeds.items():
             orders = by_symbol.get(symbol, [])
-            pnl = summarize(symbol, orders, self.exchange.fee, 0, 0, None).realized_pnl
+            pnl = self.pnl[symbol] = summarize(symbol, orders, self.exchange.fee, 0, 0, None).realized_pnl
             label = {"symbol": symbol}
             out += [wire.Sample(name="naive_mp_trades_received", value=feed.events, labels=label),
                     wire.Sample(name="naive_mp_trades_lost", value=feed.lost, labels=label),

@@ -32,6 +32,7 @@ log = logging.getLogger("naive_mp.streamer")
 BATCH = 256  # most trades in one message when behind schedule (speed max)
 HEARTBEAT_S = 1.0
 SAVE_EVERY_S = 0.2
+PROGRESS_EVERY_S = 10.0
 
 
 class Stopped(Exception):
@@ -51,6 +52,8 @@ class Streamer:
         self.started_at = time.time()
         self.next_beat = 0.0
         self.saved_at = 0.0
+        self.progress = Progress(sum(spec.replay_trades))
+        self.next_progress = time.monotonic() + PROGRESS_EVERY_S
 
     # -- position across restarts (the store's stream table) ----------------------------
 
@@ -135,11 +138,19 @@ class Streamer:
 
     def _beat(self) -> None:
         tape = self.position["tape"]
-        state = f"tape {tape + 1}/{len(self.spec.replay)}, {self.sent} sent" if tape < len(self.spec.replay) else "ended"
+        state = self.progress.line(self._done()) if tape < len(self.spec.replay) else "ended"
         self.control.beat(wire.ProcessInfo(role="streamer", pid=os.getpid(), state=state,
                                            started_at=self.started_at),
                           samples=[wire.Sample(name="naive_mp_trades_sent", value=self.sent)])
         self.next_beat = time.monotonic() + HEARTBEAT_S
+        if self.spec.progress and time.monotonic() >= self.next_progress:
+            log.info("replay: %s", state)
+            self.next_progress = time.monotonic() + PROGRESS_EVERY_S
+
+    def _done(self) -> int:
+        """Trades of the replay behind us: whole tapes, then the offset in the current one."""
+        counts = self.spec.replay_trades
+        return sum(counts[: self.position["tape"]]) + self.position["offset"] if counts else self.sent
 
     # -- replay --------------------------------------------------------------------------
 
@@ -266,6 +277,32 @@ class Pacer:
 
 def _jumps(before_us: int, after_us: int) -> bool:
     return abs(after_us - before_us) > MAX_JUMP_US
+
+
+class Progress:
+    """Position out of the total, the rate (smoothed over the last beats) and the time left."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.last: tuple[float, int] | None = None
+        self.rate = 0.0
+
+    def line(self, done: int) -> str:
+        now = time.monotonic()
+        if self.last is not None and now > self.last[0]:
+            instant = (done - self.last[1]) / (now - self.last[0])
+            self.rate = instant if self.rate == 0 else 0.7 * self.rate + 0.3 * instant
+        self.last = (now, done)
+        if not self.total:
+            return f"{done:,} sent"
+        left = (self.total - done) / self.rate if self.rate > 0 else None
+        eta = "-" if left is None else _duration(left)
+        return f"{done:,}/{self.total:,} ({100 * done / self.total:.0f}%), {self.rate:,.0f}/s, ETA {eta}"
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _decimal(units: int, decimals: int):

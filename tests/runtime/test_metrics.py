@@ -1,5 +1,6 @@
 """Prometheus metrics of a running tree: a real HTTP scrape, parsed with prometheus_client's parser."""
 
+import re
 import socket
 import urllib.request
 
@@ -43,6 +44,10 @@ def test_a_scrape_shows_trades_orders_traders_restarts_and_latency(tmp_path):
             values[("naive_mp_tick_to_order_seconds_count", ())]
         assert values[("naive_mp_restarts_total", (("name", "gateway"), ("role", "gateway")))] == 0
         assert ("naive_mp_realized_pnl", (("quote", "USDT"), ("symbol", "TESTUSDT"))) in values
+        # status: the replay's position out of its total, its speed and time left; each symbol's P&L
+        streamer = t.processes("streamer")[0]["state"]
+        assert re.fullmatch(r"[\d,]+/248 \(\d+%\), [\d,]+/s, ETA (-|\d+s|\d+m\d\ds)", streamer), streamer
+        assert re.search(r"TESTUSDT -?[\d.]+ USDT", t.processes("gateway")[0]["state"])
     finally:
         t.kill_all()
 
