@@ -195,7 +195,9 @@ class FakeBinance:
         self._player.result(timeout)
 
     def printed(self, symbol: str) -> list[FakeTrade]:
-        """Every trade of `symbol` printed so far, in id order."""
+        """Every trade of `symbol` printed so far, in id order (also once stopped)."""
+        if not self._thread.is_alive():
+            return list(self._printed.get(symbol, []))
         return self._call(self._copy(self._printed.get(symbol, [])))
 
     def queued(self, symbol: str) -> int:
