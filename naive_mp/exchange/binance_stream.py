@@ -36,39 +36,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import threading
-import time
 
 from naive_mp import wire
 from naive_mp.exchange.binance_feed import Feed, StreamStats, Tuning
+from naive_mp.exchange.binance_urls import API_URL, STREAM_URL, SYMBOL, rest_root, stream_root
 
 log = logging.getLogger("naive_mp.exchange.binance_stream")
-
-API_URL = "https://api.binance.com"
-STREAM_URL = "wss://stream.binance.com:9443"
-SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
 
 
 class LiveTradesError(RuntimeError):
     """The live trade feed stopped on an unexpected error (a bug): the streamer should crash and be restarted."""
-
-
-def rest_root(url: str) -> str:
-    """python-binance's API_URL for a REST base URL given with or without its "/api"."""
-    url = url.rstrip("/")
-    return url if url.endswith("/api") else url + "/api"
-
-
-def stream_root(url: str) -> str:
-    """The stream server's root ("wss://host:port/"), from a URL given with or without "/ws" or "/stream"."""
-    url = url.rstrip("/")
-    if not url.startswith(("ws://", "wss://")):
-        raise ValueError(f"stream URL must start with ws:// or wss://, got {url!r}")
-    for tail in ("/ws", "/stream"):
-        if url.endswith(tail):
-            url = url[: -len(tail)]
-    return url + "/"
 
 
 class _Handoff:

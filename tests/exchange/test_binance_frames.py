@@ -8,7 +8,7 @@ import pytest
 from naive_mp import wire
 from naive_mp.exchange.binance_feed import backoff_delay
 from naive_mp.exchange.binance_frames import Malformed, ServerShutdown, TradeEvent, decode_frame, rest_trades
-from naive_mp.exchange.binance_stream import rest_root, stream_root
+from naive_mp.exchange.binance_urls import rest_root, stream_root
 
 
 def test_every_real_combined_frame_decodes(binance_data):
