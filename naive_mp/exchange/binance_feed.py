@@ -7,9 +7,11 @@ Everything here runs in the feed's own thread and event loop. Two tasks:
   closes, stays silent, grows too old or announces serverShutdown;
 - the consumer puts the trades in id order per symbol: a duplicate is
   dropped, a hole is filled from REST historicalTrades before the trade that
-  revealed it is handed over.
+  revealed it is handed over; after a connection was lost (when no newer
+  trade may come soon to reveal a hole) it asks REST what came meanwhile.
 
-Frames are decoded as they are read and go to our own unbounded queue, so
+Frames are decoded as they are read and go to our own queue (bounded by
+max_backlog, beyond which trades are shed and fetched again from REST), so
 python-binance's 100-message queue is never used (nor overflows).
 """
 
@@ -19,27 +21,26 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-import random
 import time
-from typing import Callable
 
 import aiohttp
 import msgspec
 from binance import AsyncClient
 from binance.exceptions import BinanceAPIException, BinanceRequestException
-from binance.ws.constants import WSListenerState
-from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 
 from naive_mp import wire
 from naive_mp.exchange.binance_frames import Malformed, ServerShutdown, TradeEvent, decode_frame, rest_trades
+from naive_mp.exchange.binance_socket import Throttle, TradeSocket, backoff_delay
 
 log = logging.getLogger("naive_mp.exchange.binance_stream")
 
 REASONS = ("closed", "silent", "max_age", "server_shutdown")
-COUNTERS = ("messages", "live", "backfilled", "duplicates", "malformed", "gaps", "missing",
+COUNTERS = ("messages", "live", "backfilled", "duplicates", "malformed", "gaps", "missing", "shed",
             "connect_failures", "rest_calls", "rest_errors")
 MAX_BATCH = 4096  # trades sequenced (and handed over) at once when many are waiting
 EMPTY_TRIES = 5  # REST answers without the trades the stream showed, before they count as missing
+CATCH_UP = object()  # in the inbox: fetch from REST whatever came after the last ids
+RETIRE_S = 5.0  # longest overlap of a connection going away on notice with its successor
 REST_ERRORS = (BinanceAPIException, BinanceRequestException, aiohttp.ClientError, asyncio.TimeoutError, OSError,
                msgspec.ValidationError)
 
@@ -57,6 +58,7 @@ class Tuning:
     backoff_s: float
     backoff_max_s: float
     page: int
+    max_backlog: int
 
 
 class StreamStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,81 +71,13 @@ class StreamStats(msgspec.Struct, frozen=True, kw_only=True):
     malformed: int  # frames that are neither a trade of ours nor serverShutdown: skipped
     gaps: int  # holes in trade ids the stream revealed
     missing: int  # ids REST never had (not expected on Binance: ids are consecutive)
+    shed: int  # trades dropped on arrival, the backlog being full: fetched again from REST
     connect_failures: int
     rest_calls: int
     rest_errors: int
     reconnects: dict[str, int]  # why -> how many: closed, silent, max_age, server_shutdown
     connected: bool
     last_ids: dict[str, int | None]  # the last id handed over, per symbol
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float, rand: Callable[[], float] = random.random) -> float:
-    """Exponential back-off with jitter: between half and all of min(max_s, base_s * 2**attempt)."""
-    cap = min(max_s, base_s * 2 ** min(attempt, 32))
-    return cap * (0.5 + 0.5 * rand())
-
-
-class Throttle:
-    """Lets a log line through at most once per `period_s`, saying how many it held back."""
-
-    def __init__(self, period_s: float = 10.0):
-        self.period_s = period_s
-        self.next_at = 0.0
-        self.held = 0
-
-    def log(self, level: int, message: str, *args) -> None:
-        now = time.monotonic()
-        if now < self.next_at:
-            self.held += 1
-            return
-        if self.held:
-            message, args = message + " (and %d more since)", (*args, self.held)
-        log.log(level, message, *args)
-        self.held, self.next_at = 0, now + self.period_s
-
-
-class _Quiet(logging.LoggerAdapter):
-    """python-binance logs every closed connection as an ERROR; the feed reports each replacement
-    itself, counted and with its reason, so python-binance's lines go to DEBUG."""
-
-    def log(self, level, msg, *args, **kwargs):
-        super().log(min(level, logging.DEBUG), msg, *args, **kwargs)
-
-
-class _TradeSocket(ReconnectingWebsocket):
-    """python-binance's websocket, reporting to a `_Conn` instead of queueing.
-
-    MAX_RECONNECTS = 0: when the connection drops, the read loop ends at once
-    and the feed builds a new socket with its own back-off (python-binance's
-    waits at least 1 s, and gives up for good after 5 attempts).
-    """
-
-    MAX_RECONNECTS = 0
-
-    def __init__(self, owner: _Conn, url: str, path: str, open_timeout: float):
-        super().__init__(url=url, path=path, prefix="stream?", open_timeout=open_timeout)
-        self._owner = owner
-        self._log = _Quiet(self._log, None)
-
-    def _handle_message(self, evt):
-        self._owner.on_frame(evt)
-        return None  # nothing for python-binance's queue: it stays empty and cannot overflow
-
-    async def _propagate_error(self, error_msg: dict):
-        self._owner.on_error(error_msg)
-
-    async def _read_loop(self):
-        try:
-            await super()._read_loop()
-        finally:
-            self._owner.on_end()
-
-    async def close(self):
-        # Without this, the read loop notices EXITING only when its recv() times out (10 s).
-        self.ws_state = WSListenerState.EXITING
-        if self.ws is not None:
-            await self.ws.close()
-        await super().close()
 
 
 class _Conn:
@@ -154,8 +88,9 @@ class _Conn:
         self.opened = self.last_seen = time.monotonic()
         self.got_message = self.ended = self.shutdown = False
         self.error = ""
+        self.first_ids: dict[str, int] = {}  # symbol -> id of the first trade it brought
         path = "streams=" + "/".join(f"{s.lower()}@trade" for s in feed.last)
-        self.sock = _TradeSocket(self, feed.tuning.stream_url, path, feed.tuning.connect_timeout_s)
+        self.sock = TradeSocket(self, feed.tuning.stream_url, path, feed.tuning.connect_timeout_s)
 
     def on_frame(self, frame) -> None:
         self.last_seen = time.monotonic()
@@ -186,6 +121,7 @@ class Feed:
         self.failures = 0  # consecutive failed connections: the back-off grows with them
         self.numbers = itertools.count(1)
         self.closing: set[asyncio.Task] = set()
+        self.shed: dict[str, int] = {}  # symbol -> the newest trade id shed
         self.throttles = {kind: Throttle() for kind in ("malformed", "connect", "rest")}
 
     def stats(self) -> StreamStats:
@@ -195,7 +131,7 @@ class Feed:
                            connected=conn is not None and not conn.ended, last_ids=dict(self.last))
 
     async def run(self) -> None:
-        self.inbox: asyncio.Queue[TradeEvent] = asyncio.Queue()
+        self.inbox: asyncio.Queue[TradeEvent | object] = asyncio.Queue()  # trades, and CATCH_UP
         self.woken = asyncio.Event()
         self.client = AsyncClient(requests_params={"timeout": self.tuning.rest_timeout_s})
         self.client.API_URL = self.tuning.api_url  # the documented way to point it elsewhere
@@ -209,6 +145,8 @@ class Feed:
     async def _shut(self) -> None:
         if self.conn is not None:
             await self._close(self.conn)
+        for task in self.closing:
+            task.cancel()
         if self.closing:
             await asyncio.wait(self.closing, timeout=5)
         await self.client.close_connection()
@@ -218,7 +156,13 @@ class Feed:
     def on_event(self, conn: _Conn, event) -> None:
         self.counts["messages"] += 1
         if type(event) is TradeEvent and event.s in self.last:
-            self.inbox.put_nowait(event)
+            if event.s not in conn.first_ids:
+                conn.first_ids[event.s] = event.t
+            if self.inbox.qsize() < self.tuning.max_backlog:
+                self.inbox.put_nowait(event)
+            else:  # memory stays bounded while REST is slow: what is shed here is fetched again later
+                self.counts["shed"] += 1
+                self.shed[event.s] = max(event.t, self.shed.get(event.s, 0))
         elif type(event) is ServerShutdown:
             conn.shutdown = True
             self.woken.set()
@@ -258,11 +202,7 @@ class Feed:
         return None
 
     async def _connect(self, reason: str | None) -> None:
-        """Open a new connection (trying for ever), then close the old one.
-
-        Make-before-break: an old connection still streaming overlaps the new
-        one, and the consumer drops what both bring.
-        """
+        """Replace the current connection (if any) with a new one, for `reason`."""
         old = self.conn
         if old is not None:
             self.reconnects[reason] += 1
@@ -270,24 +210,51 @@ class Feed:
                 self.failures += 1
             log.warning("replacing stream connection #%d: %s%s", old.number, reason,
                         f" ({old.error})" if old.error else "")
+        self.conn = await self._open()
+        if old is not None and (reason in ("closed", "silent") or old.ended):
+            # Trades may have been missed meanwhile, and on a quiet market no new trade may come
+            # soon to reveal the hole: ask REST now (after what the old connection brought).
+            self.inbox.put_nowait(CATCH_UP)
+        if old is not None:
+            # a connection going away on notice still streams: it is closed once the new one overlaps it
+            retire = self._retire(old, self.conn) if reason in ("max_age", "server_shutdown") else self._close(old)
+            task = asyncio.create_task(retire)
+            self.closing.add(task)
+            task.add_done_callback(self.closing.discard)
+
+    async def _open(self) -> _Conn:
+        """A new open connection: tries for ever, with back-off after failures."""
         while True:
             if self.failures:
                 await asyncio.sleep(backoff_delay(self.failures - 1, self.tuning.backoff_s, self.tuning.backoff_max_s))
             conn = _Conn(self, next(self.numbers))
             try:
                 await conn.sock.connect()
-                break
             except Exception as exc:  # refused, timed out, unreachable...: try again, for ever
                 self.failures += 1
                 self.counts["connect_failures"] += 1
                 self.throttles["connect"].log(logging.WARNING, "cannot connect to %s: %r",
                                               self.tuning.stream_url, exc)
-        self.conn = conn
-        log.info("stream connection #%d open (%s)", conn.number, ", ".join(self.last))
-        if old is not None:
-            task = asyncio.create_task(self._close(old))
-            self.closing.add(task)
-            task.add_done_callback(self.closing.discard)
+                continue
+            log.info("stream connection #%d open (%s)", conn.number, ", ".join(self.last))
+            return conn
+
+    async def _retire(self, old: _Conn, new: _Conn) -> None:
+        """Make-before-break: close `old` once every trade before the first that `new` brought
+        is handed over (what `old` still buffers would be lost), or after RETIRE_S."""
+        deadline = time.monotonic() + RETIRE_S
+        try:
+            while not old.ended and time.monotonic() < deadline and not self._overlaps(new):
+                await asyncio.sleep(0.01)
+            if not self._overlaps(new):  # a quiet symbol, or `old` died first: ask REST to be sure
+                self.inbox.put_nowait(CATCH_UP)
+        finally:  # cancelled too (the feed stopping): it is closed all the same
+            await self._close(old)
+
+    def _overlaps(self, new: _Conn) -> bool:
+        firsts = new.first_ids
+        return bool(firsts) and all(self.last[s] is not None and self.last[s] >= first - 1
+                                    for s, first in firsts.items())
 
     async def _close(self, conn: _Conn) -> None:
         try:
@@ -298,18 +265,37 @@ class Feed:
     # -- the consumer: ids in order, holes filled -----------------------------------------
 
     async def _consume(self) -> None:
-        for symbol, last in self.last.items():
-            if last is not None:  # a previous streamer published up to `last`: go on from there
-                await self._fill(symbol, None)
+        await self._catch_up()  # a previous streamer published up to last_ids: go on from there
         while True:
             batch = [await self.inbox.get()]
             while len(batch) < MAX_BATCH and not self.inbox.empty():
                 batch.append(self.inbox.get_nowait())
             await self._sequence(batch)
+            if self.inbox.empty():
+                await self._refetch_shed()
 
-    async def _sequence(self, batch: list[TradeEvent]) -> None:
+    async def _refetch_shed(self) -> None:
+        """Trades shed at the end of a burst: no newer trade may come soon to reveal the hole."""
+        while self.shed:
+            symbol, newest = self.shed.popitem()
+            if self.last[symbol] is not None and self.last[symbol] < newest:
+                self.counts["gaps"] += 1
+                await self._fill(symbol, newest + 1)
+
+    async def _catch_up(self) -> None:
+        """Fetch whatever REST has after the last id of each symbol that has one."""
+        for symbol, last in self.last.items():
+            if last is not None:
+                await self._fill(symbol, None)
+
+    async def _sequence(self, batch: list[TradeEvent | object]) -> None:
         out: dict[str, list[wire.Trade]] = {}
         for event in batch:
+            if event is CATCH_UP:
+                self.hand_over(out)
+                out = {}
+                await self._catch_up()
+                continue
             last = self.last[event.s]
             if last is not None and event.t <= last:
                 self.counts["duplicates"] += 1

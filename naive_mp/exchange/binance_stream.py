@@ -111,13 +111,15 @@ class LiveTrades:
     silence_s: no message for that long means a dead connection. max_age_s:
     reconnect before Binance's 24 h cut. backoff_s, backoff_max_s: first and
     largest wait between failed attempts (connect, REST). page: trades per
-    historicalTrades call (Binance allows 1,000).
+    historicalTrades call (Binance allows 1,000). max_backlog: trades
+    received but not yet ordered (while a hole is fetched) kept at most;
+    beyond, they are shed and fetched again from REST.
     """
 
     def __init__(self, symbols, *, last_ids: dict[str, int] | None = None, api_url: str = API_URL,
                  stream_url: str = STREAM_URL, silence_s: float = 60.0, max_age_s: float = 23.5 * 3600,
                  connect_timeout_s: float = 10.0, rest_timeout_s: float = 10.0, backoff_s: float = 0.5,
-                 backoff_max_s: float = 30.0, page: int = 1000):
+                 backoff_max_s: float = 30.0, page: int = 1000, max_backlog: int = 200_000):
         symbols = list(dict.fromkeys(symbols))
         bad = [s for s in symbols if not SYMBOL.fullmatch(s)]
         if not symbols or bad:
@@ -127,7 +129,7 @@ class LiveTrades:
             raise ValueError(f"last_ids names symbols not streamed: {', '.join(sorted(unknown))}")
         self.tuning = Tuning(api_url=rest_root(api_url), stream_url=stream_root(stream_url), silence_s=silence_s,
                              max_age_s=max_age_s, connect_timeout_s=connect_timeout_s, rest_timeout_s=rest_timeout_s,
-                             backoff_s=backoff_s, backoff_max_s=backoff_max_s, page=page)
+                             backoff_s=backoff_s, backoff_max_s=backoff_max_s, page=page, max_backlog=max_backlog)
         self._handoff = _Handoff()
         self._feed = Feed(symbols, dict(last_ids or {}), self._handoff.put, self.tuning)
         self._thread: threading.Thread | None = None

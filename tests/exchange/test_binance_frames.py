@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from naive_mp import wire
-from naive_mp.exchange.binance_feed import backoff_delay
+from naive_mp.exchange.binance_socket import backoff_delay
 from naive_mp.exchange.binance_frames import Malformed, ServerShutdown, TradeEvent, decode_frame, rest_trades
 from naive_mp.exchange.binance_urls import rest_root, stream_root
 
