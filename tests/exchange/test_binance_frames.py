@@ -1,12 +1,14 @@
 """Decoding Binance trade frames and REST trades (pure), on real payloads."""
 
 import json
+import logging
+import time
 from decimal import Decimal
 
 import pytest
 
 from naive_mp import wire
-from naive_mp.exchange.binance_socket import backoff_delay
+from naive_mp.exchange.binance_socket import Throttle, backoff_delay
 from naive_mp.exchange.binance_frames import Malformed, ServerShutdown, TradeEvent, decode_frame, rest_trades
 from naive_mp.exchange.binance_urls import rest_root, stream_root
 
@@ -106,3 +108,13 @@ def test_stream_root(url, root):
 def test_stream_root_needs_a_websocket_scheme():
     with pytest.raises(ValueError, match="ws://"):
         stream_root("https://stream.binance.com")
+
+
+def test_throttle_lets_one_line_through_per_period(caplog):
+    throttle = Throttle(period_s=0.2)
+    with caplog.at_level(logging.WARNING):
+        for i in range(5):
+            throttle.log(logging.WARNING, "bad frame %d", i)
+        time.sleep(0.25)
+        throttle.log(logging.WARNING, "bad frame %d", 5)
+    assert [r.getMessage() for r in caplog.records] == ["bad frame 0", "bad frame 5 (and 4 more since)"]
