@@ -97,7 +97,10 @@ class _Conn:
         if not self.got_message:
             self.got_message = True
             self.feed.failures = 0  # a connection that delivers ends a run of failures
-        self.feed.on_event(self, decode_frame(frame))
+        try:
+            self.feed.on_event(self, decode_frame(frame))
+        except Exception as exc:  # a bug of ours, not a bad frame: python-binance would only reconnect
+            self.feed.fail(exc)
 
     def on_error(self, error: dict) -> None:
         if not self.error:  # the first one says why; the others follow from it
@@ -133,14 +136,24 @@ class Feed:
     async def run(self) -> None:
         self.inbox: asyncio.Queue[TradeEvent | object] = asyncio.Queue()  # trades, and CATCH_UP
         self.woken = asyncio.Event()
+        self.failed: asyncio.Future = asyncio.get_running_loop().create_future()
         self.client = AsyncClient(requests_params={"timeout": self.tuning.rest_timeout_s})
         self.client.API_URL = self.tuning.api_url  # the documented way to point it elsewhere
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._supervise())
                 group.create_task(self._consume())
+                group.create_task(self._watch())
         finally:
             await self._shut()
+
+    def fail(self, exc: Exception) -> None:
+        """Stop the feed on a bug found in a read loop: LiveTrades.take() raises it."""
+        if not self.failed.done():
+            self.failed.set_exception(exc)
+
+    async def _watch(self) -> None:
+        await self.failed
 
     async def _shut(self) -> None:
         if self.conn is not None:

@@ -266,3 +266,18 @@ def test_a_feed_that_fails_is_reported_by_take(monkeypatch):
     with pytest.raises(LiveTradesError, match="bug"):
         live.take()
     live.close()
+
+
+def test_a_bug_in_the_read_loop_stops_the_feed_instead_of_reconnecting(monkeypatch):
+    def broken(frame):
+        raise ZeroDivisionError("bug in decoding")
+    monkeypatch.setattr("naive_mp.exchange.binance_feed.decode_frame", broken)
+    with FakeBinance({"BTCUSDT": synthetic_trades(1, 5)}) as fake, live_trades(fake, ["BTCUSDT"]) as live:
+        assert wait_until(lambda: live.stats().connected)
+        fake.print_trades("BTCUSDT", 1)
+        poller = zmq.Poller()
+        poller.register(live.fileno(), zmq.POLLIN)
+        assert poller.poll(5000)
+        with pytest.raises(LiveTradesError, match="bug in decoding"):
+            live.take()
+        assert sum(live.stats().reconnects.values()) == 0
