@@ -4,5 +4,5 @@
 - binance_stream: `LiveTrades`, the live trade source the streamer polls
   (binance_feed: its asyncio side; binance_socket: python-binance's websocket as it uses it).
 - binance_info: exchangeInfo -> core.settings.Filters, and their cache file.
-- binance_urls: Binance's endpoints, and base URLs as the settings give them.
+- endpoints: Binance's endpoints as settings; binance_urls: those URLs as python-binance wants them.
 """

@@ -1,14 +1,16 @@
-"""Binance's endpoints: production defaults, and base URLs as settings give them.
+"""Base URLs as the settings give them (naive_mp.exchange.endpoints), made into what python-binance expects.
 
 The settings ([binance] api_url / stream_url, NAIVE_MP_BINANCE_API_URL /
 NAIVE_MP_BINANCE_STREAM_URL) may be written with or without the path
-python-binance adds itself; these functions turn them into what it expects.
+python-binance adds itself ("/api"; "/ws" or "/stream").
 """
 
 import re
 
-API_URL = "https://api.binance.com"
-STREAM_URL = "wss://stream.binance.com:9443"
+from naive_mp.exchange.endpoints import PRODUCTION
+
+API_URL = PRODUCTION.api_url
+STREAM_URL = PRODUCTION.stream_url
 SYMBOL = re.compile(r"[A-Z0-9]{2,20}")
 
 

@@ -11,6 +11,7 @@ from naive_mp import wire
 from naive_mp.exchange.binance_socket import Throttle, backoff_delay
 from naive_mp.exchange.binance_frames import Malformed, ServerShutdown, TradeEvent, decode_frame, rest_trades
 from naive_mp.exchange.binance_urls import rest_root, stream_root
+from naive_mp.exchange.endpoints import PRODUCTION, TESTNET
 
 
 def test_every_real_combined_frame_decodes(binance_data):
@@ -103,6 +104,12 @@ def test_rest_root(url, root):
 ])
 def test_stream_root(url, root):
     assert stream_root(url) == root
+
+
+def test_the_endpoint_settings_fit_python_binance():
+    for endpoints in (PRODUCTION, TESTNET):
+        assert rest_root(endpoints.api_url) == endpoints.api_url + "/api"
+        assert stream_root(endpoints.stream_url) == endpoints.stream_url + "/"
 
 
 def test_stream_root_needs_a_websocket_scheme():
