@@ -41,6 +41,8 @@ INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
 
 @dataclasses.dataclass(frozen=True)
 class FakeTrade:
+    """A trade of the fake market (prices and quantities as Binance writes them)."""
+
     id: int
     price: str
     qty: str

@@ -164,12 +164,16 @@ def _unreachable(exc: Exception, api_url: str, timeout_s: float) -> ExchangeUnre
 
 
 class CachedFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """One symbol's entry in the cache file."""
+
     filters: Filters
     fetched_at: str = ""  # UTC, ISO 8601
     source: str = ""  # the REST URL they came from
 
 
 class FiltersCache(msgspec.Struct, kw_only=True):
+    """The cache file: {"version": 1, "symbols": {"XRPUSDT": {"filters": {...}, "fetched_at": ..., "source": ...}}}."""
+
     version: int
     symbols: dict[str, CachedFilters]
 
