@@ -144,8 +144,10 @@ def parse_set_options(pairs: tuple[str, ...]) -> dict[str, str]:
     return overrides
 
 
-def filters_for(config: Config, symbol: str, given: dict[str, str | None]) -> tuple[Filters, list[str]]:
-    """Filters from command-line flags, else the file's [symbols.SYMBOL] table.
+def filters_for(config: Config, symbol: str, given: dict[str, str | None],
+                fallback: Filters | None = None) -> tuple[Filters, list[str]]:
+    """Filters from command-line flags, else the file's [symbols.SYMBOL] table, else `fallback`
+    (the exchange's, asked now or cached in the run directory).
 
     Returns the filters and notes to log once (a minimum that counts as 0).
     """
@@ -155,6 +157,8 @@ def filters_for(config: Config, symbol: str, given: dict[str, str | None]) -> tu
         raw = given.get(key)
         if raw is None:
             raw = table.get(key)
+        if raw is None and fallback is not None:
+            raw = getattr(fallback, key)
         if raw is None:
             if key in ("tick_size", "step_size"):
                 flag = "--" + key.replace("_", "-")

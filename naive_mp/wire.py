@@ -21,6 +21,7 @@ from naive_mp.core.messages import (
     TradeSeen,
 )
 from naive_mp.core.settings import Filters, Settings
+from naive_mp.exchange.endpoints import Endpoints
 from naive_mp.core.state import TraderState
 from naive_mp.logs import Throttle
 
@@ -328,6 +329,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "text"  # or "json": one object a line
     replay_trades: list[int] = []  # trades in each tape, for the replay's progress and ETA
     progress: bool = False  # log the replay's progress now and then (a person watches the terminal)
+    endpoints: Endpoints | None = None  # Binance's, for the live trade stream
     metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 

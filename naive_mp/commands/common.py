@@ -29,8 +29,12 @@ def strategy_options(command):
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
 
-def resolve_strategy(config_path, set_pairs, symbols, filter_values):
-    """(settings by symbol, filters by symbol) or a click error naming what is wrong."""
+def resolve_strategy(config_path, set_pairs, symbols, filter_values, exchange_filters=None):
+    """(settings by symbol, filters by symbol) or a click error naming what is wrong.
+
+    `exchange_filters` (symbol -> Filters, from exchangeInfo or its cache) fills what
+    neither the flags nor the config file give.
+    """
     try:
         overrides = parse_set_options(set_pairs)
     except SettingError as exc:
@@ -40,15 +44,27 @@ def resolve_strategy(config_path, set_pairs, symbols, filter_values):
         settings, filters = {}, {}
         for symbol in symbols:
             settings[symbol] = settings_for(config, symbol, overrides)
-            filters[symbol], notes = filters_for(config, symbol, filter_values)
+            fallback = (exchange_filters or {}).get(symbol)
+            filters[symbol], notes = filters_for(config, symbol, filter_values, fallback)
             for note in notes:
                 log.warning("%s", note)
     except SettingError as exc:
         raise click.BadParameter(str(exc), param_hint="--set") from None
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    return _one_fee(settings), filters
+
+
+def load_config_or_fail(config_path):
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _one_fee(settings: dict) -> dict:
     fees = {s.fee for s in settings.values()}
     if len(fees) > 1:
         raise click.UsageError("fee: the paper exchange charges one fee, but the symbols' settings differ: "
                                + ", ".join(f"{sym} {s.fee}" for sym, s in settings.items()))
-    return settings, filters
+    return settings

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands import market
+from naive_mp.commands.common import load_config_or_fail, resolve_strategy, strategy_options
 from naive_mp.commands.output import check_output, write_output
 from naive_mp.commands.status import run_dir_option
 from naive_mp.logs import LOG_FORMATS, setup_logging
@@ -47,7 +48,7 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     on a stopped or killed run resumes it; --fresh archives it and starts over.
     """
     symbol_args, tapes = _split_args(args, tapes)
-    _check_source(live, tapes, lockstep, exit_at_end)
+    _check_source(live, tapes, symbol_args, lockstep, exit_at_end)
     speed = _speed(speed)
     check_output(orders_out)
     metrics_addr = _metrics_addr(metrics_addr)
@@ -56,21 +57,24 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     replay_symbols = _tape_symbols(tapes)
     replay_trades = _check_tapes(tapes, replay_symbols)
     symbols = _traded_symbols(symbol_args, replay_symbols)
-    settings, filters = resolve_strategy(config_path, set_pairs, symbols, filter_values)
-    spec = RunSpec(run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
+    where = market.endpoints_or_fail(load_config_or_fail(config_path))
+    asked = {} if tapes else market.live_filters(symbols, where)
+    exchange = asked or market.cached_filters(Path(run_dir))
+    settings, filters = resolve_strategy(config_path, set_pairs, symbols, filter_values, exchange)
+    spec = RunSpec(endpoints=where, run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
                    settings=settings, filters=filters,
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
                    speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level,
                    metrics_addr=metrics_addr, log_format=log_format, replay_trades=replay_trades,
                    progress=not as_json and not quiet and sys.stderr.isatty())
-    run_and_report(spec, orders_out, as_json, fresh=fresh)
+    run_and_report(spec, orders_out, as_json, fresh=fresh, asked=asked)
 
 
 def run_and_report(spec: RunSpec, orders_out: str | None = None, as_json: bool = False,
-                   fresh: bool = False) -> None:
+                   fresh: bool = False, asked: dict | None = None) -> None:
     """Run the supervisor in the foreground until the end, then report like backtest."""
     started = time.perf_counter()
-    status = _run(spec, fresh)
+    status = _run(spec, fresh, asked or {})
     elapsed = time.perf_counter() - started
     if status != 0:
         raise click.ClickException(f"the run failed (exit status {status}); see {rundir.log_path(spec.run_dir)}")
@@ -90,15 +94,16 @@ def _split_args(args: tuple[str, ...], tapes: tuple[str, ...]) -> tuple[list[str
     return [s.upper() for s in symbols], [*tapes, *more]
 
 
-def _check_source(live: bool, tapes: list[str], lockstep: bool, exit_at_end: bool) -> None:
+def _check_source(live: bool, tapes: list[str], symbols: list[str], lockstep: bool, exit_at_end: bool) -> None:
     if live:
-        raise click.UsageError("--live: live trading arrives with the Binance issue; use --replay TAPE for now")
+        raise click.UsageError("--live (real orders) arrives with the Binance orders issue; without it, "
+                               "`naive-mp start SYMBOL...` paper-trades the live market")
     for flag, given in (("--lockstep", lockstep), ("--exit-at-end", exit_at_end)):
         if given and not tapes:
             raise click.UsageError(f"{flag} needs --replay TAPE")
-    if not tapes:
-        raise click.UsageError("a source of trades is needed: --replay TAPE... "
-                               "(live trading arrives with the Binance issue)")
+    if not tapes and not symbols:
+        raise click.UsageError("name the symbols to paper-trade on the live market (naive-mp start XRPUSDT), "
+                               "or replay tapes (--replay TAPE...)")
 
 
 def _metrics_addr(text: str | None) -> str | None:
@@ -163,6 +168,8 @@ def _check_tapes(tapes: list[str], symbols: list[str]) -> list[int]:
 
 
 def _traded_symbols(named: list[str], replayed: list[str]) -> list[str]:
+    if not replayed:  # the live market: what was named
+        return list(dict.fromkeys(named))
     if not named:
         return list(dict.fromkeys(replayed))
     for symbol in named:
@@ -177,13 +184,15 @@ def _clear_results(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def _run(spec: RunSpec, fresh: bool) -> int:
+def _run(spec: RunSpec, fresh: bool, asked: dict) -> int:
     from naive_mp.runtime.runs import open_run
     from naive_mp.runtime.supervisor import Supervisor
 
     def before_start(run_dir: Path) -> None:  # under the run directory's lock
         open_run(run_dir, spec, fresh)
         _clear_results(run_dir)
+        if asked:  # for a later offline replay of these symbols
+            market.save_filters(run_dir, asked, source=spec.endpoints.api_url)
 
     try:
         return Supervisor(spec, before_start=before_start).run()

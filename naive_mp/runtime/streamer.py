@@ -52,6 +52,7 @@ class Streamer:
         self.started_at = time.time()
         self.next_beat = 0.0
         self.saved_at = 0.0
+        self.live = None  # the live market's trades (naive_mp.exchange.binance_stream.LiveTrades)
         self.progress = Progress(sum(spec.replay_trades))
         self.next_progress = time.monotonic() + PROGRESS_EVERY_S
 
@@ -61,12 +62,14 @@ class Streamer:
         """Where this run's replay stands: a restart (of us, or of the whole tree) goes on from there."""
         self.store = Store(self.spec.run_dir)
         saved = self.store.position() or StreamPosition()
-        return {"tape": saved.tape, "offset": saved.offset, "seq": dict(saved.seq), "ended": saved.ended}
+        return {"tape": saved.tape, "offset": saved.offset, "seq": dict(saved.seq), "ended": saved.ended,
+                "last_ids": dict(saved.last_ids)}
 
     def _save_position(self, force: bool = False) -> None:
         if force or time.monotonic() - self.saved_at > SAVE_EVERY_S:
             self.store.save_position(StreamPosition(tape=self.position["tape"], offset=self.position["offset"],
-                                                    seq=self.position["seq"], ended=self.position["ended"]))
+                                                    seq=self.position["seq"], ended=self.position["ended"],
+                                                    last_ids=self.position["last_ids"]))
             self.saved_at = time.monotonic()
 
     # -- boot -----------------------------------------------------------------------
@@ -86,6 +89,8 @@ class Streamer:
         self.decode_ack = wire.Decoder("acks", wire.AckMessage)
         try:
             self._wait_ready()
+            if not self.spec.replay:
+                self._live()  # only a signal ends it (Stopped)
             self._replay()
         except Stopped:
             self._save_position(force=True)  # a stopped replay resumes here on the next start
@@ -138,10 +143,18 @@ class Streamer:
 
     def _beat(self) -> None:
         tape = self.position["tape"]
-        state = self.progress.line(self._done()) if tape < len(self.spec.replay) else "ended"
+        samples = [wire.Sample(name="naive_mp_trades_sent", value=self.sent)]
+        if self.live is not None:
+            stats = self.live.stats()
+            reconnects = sum(stats.reconnects.values())
+            state = (f"live, {self.sent:,} sent, {stats.gaps} gaps ({stats.backfilled:,} backfilled), "
+                     f"{reconnects} reconnects, {stats.malformed} malformed")
+            samples += [wire.Sample(name="naive_mp_stream_reconnects", value=reconnects),
+                        wire.Sample(name="naive_mp_stream_backfilled_trades", value=stats.backfilled)]
+        else:
+            state = self.progress.line(self._done()) if tape < len(self.spec.replay) else "ended"
         self.control.beat(wire.ProcessInfo(role="streamer", pid=os.getpid(), state=state,
-                                           started_at=self.started_at),
-                          samples=[wire.Sample(name="naive_mp_trades_sent", value=self.sent)])
+                                           started_at=self.started_at), samples=samples)
         self.next_beat = time.monotonic() + HEARTBEAT_S
         if self.spec.progress and time.monotonic() >= self.next_progress:
             log.info("replay: %s", state)
@@ -169,6 +182,38 @@ class Streamer:
             self._publish(symbol, wire.StreamEnded(symbol=symbol, last_seq=last_seq))
         self._announce_ends()
         self._wait_handled(dict(self.position["seq"]))
+
+    # -- the live market ------------------------------------------------------------------
+
+    def _live(self) -> None:
+        """Publish the live market's trades for ever: in id order, none twice, none missing.
+
+        A successor (this process killed and restarted) starts from the last id
+        published, and LiveTrades backfills from there over REST first.
+        """
+        from naive_mp.exchange.binance_stream import LiveTrades
+        where = self.spec.endpoints
+        self.live = LiveTrades(self.spec.symbols, last_ids=self.position["last_ids"], api_url=where.api_url,
+                               stream_url=where.stream_url)
+        self.live.start()
+        self.poller.register(self.live.fileno(), zmq.POLLIN)
+        log.info("live trades of %s from %s", ", ".join(self.spec.symbols), where.stream_url)
+        try:
+            while True:
+                self._serve(timeout_ms=200)
+                for symbol, trades in self.live.take().items():
+                    for first in range(0, len(trades), BATCH):
+                        self._publish_live(symbol, trades[first:first + BATCH])
+                self._save_position()
+        finally:
+            self.live.close()
+
+    def _publish_live(self, symbol: str, trades: list) -> None:
+        seq = self.position["seq"].get(symbol, 0) + 1
+        self._publish(symbol, wire.TradeBatch(symbol=symbol, seq=seq, sent_ns=time.monotonic_ns(), trades=trades))
+        self.position["seq"][symbol] = seq + len(trades) - 1
+        self.position["last_ids"][symbol] = trades[-1].trade_id
+        self.sent += len(trades)
 
     def _stream_tape(self, tape) -> None:
         symbol, n = tape.symbol, len(tape)

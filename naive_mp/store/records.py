@@ -92,6 +92,7 @@ class StreamPosition(msgspec.Struct, frozen=True, kw_only=True):
     offset: Count = 0
     seq: dict[str, Count] = {}  # last seq published per symbol
     ended: bool = False
+    last_ids: dict[str, Count] = {}  # live: the last trade id published per symbol (a successor backfills from it)
 
 
 class SettingChange(msgspec.Struct, frozen=True, kw_only=True):
