@@ -36,8 +36,9 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; }
 .subtitle { color: #555; margin-top: 0; }
-table.summary { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
-table.summary th, table.summary td { padding: 0.3em 0.7em; border-bottom: 1px solid #ddd; white-space: nowrap; }
+.table { overflow-x: auto; margin: 1em 0; }
+table.summary { border-collapse: collapse; font-size: 0.85em; }
+table.summary th, table.summary td { padding: 0.3em 0.5em; border-bottom: 1px solid #ddd; white-space: nowrap; }
 table.summary th { text-align: left; background: #f4f4f4; }
 table.summary td.number { text-align: right; font-variant-numeric: tabular-nums; }
 section.symbol { margin-top: 2em; }
@@ -98,7 +99,9 @@ def _summary_table(parts: list[Section]) -> str:
         cells = "".join(f'<td class="{"text" if i < 2 else "number"}">{html.escape(c)}</td>' for i, c in enumerate(row))
         rows.append(f"<tr>{cells}</tr>")
     held = "".join(f'<p class="note">{html.escape(line)}</p>' for line in held_lines(summaries, reports))
-    return f'<table class="summary">\n<tr>{head}</tr>\n' + "\n".join(rows) + "\n</table>\n" + held
+    # A wide table (long amounts, several symbols) scrolls on its own; the page keeps its width.
+    return f'<div class="table"><table class="summary">\n<tr>{head}</tr>\n' + "\n".join(rows) + \
+        "\n</table></div>\n" + held
 
 
 def _section(part: Section) -> str:
