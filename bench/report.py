@@ -31,7 +31,8 @@ BUSY = Settings(chunks=150, budget=Decimal("30000"), buy_down_interval=Decimal("
                 profit_target=Decimal("-0.003"), rebuy_interval=Decimal("0.00001"))
 FILTERS = Filters(tick_size=Decimal("0.00001"), step_size=Decimal("0.1"), min_qty=Decimal("0.1"),
                   min_notional=Decimal("10"))
-TRIVIAL = "<!DOCTYPE html><html><head><title>yardstick</title></head><body><h1>Hello</h1><p>A trivial page.</p></body></html>"
+TRIVIAL = ("<!DOCTYPE html><html><head><title>yardstick</title></head>"
+           "<body><h1>Hello</h1><p>A trivial page.</p></body></html>")
 
 
 def timed(work):

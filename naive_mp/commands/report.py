@@ -19,8 +19,8 @@ from naive_mp.commands.store_access import using_store
 
 def report_options(command):
     """--png FILE.png: the charts as one image (default: beside the HTML, its name with .png)."""
-    return click.option("--png", "png_path", type=click.Path(dir_okay=False),
-                        help="Also write the charts as one PNG image here (default: the HTML's name with .png).")(command)
+    text = "Write the charts as one PNG image here (default: the HTML's name with .png)."
+    return click.option("--png", "png_path", type=click.Path(dir_okay=False), help=text)(command)
 
 
 def outputs(html_path: str | None, png_path: str | None) -> tuple[str | None, str | None]:

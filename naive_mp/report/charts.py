@@ -7,22 +7,20 @@ a downsampling that keeps every extreme. The drawing puts them on one
 matplotlib figure with a shared time axis (page.py makes the HTML and PNG).
 
 Time is the tapes' trade time (UTC); an order's moment is the time of the
-trade it was placed on, or filled on. Matplotlib is imported here only, so
-that commands that draw nothing do not pay for importing it.
+trade it was placed on, or filled on. Matplotlib is imported here (and in
+page.py) only, so that commands that draw nothing do not pay for importing
+it; only Figure objects are used, never pyplot: no window, no global state.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import matplotlib
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure, SubFigure
 
 from naive_mp.core.paper import Fill, Order
-
-matplotlib.use("Agg")  # never a window: files only
 
 # Sides by colour (blue/orange: told apart by colour-blind readers too), and by
 # shape as well; filled orders solid, open ones hollow, canceled ones a cross.

@@ -12,9 +12,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 import headless
+from naive_mp.backtest.run import run_backtest
 from naive_mp.backtest.synth import write_synthetic_tape
 from naive_mp.cli import main
 from naive_mp.core.paper import Fill, Order
+from naive_mp.core.settings import Filters, Settings
 from naive_mp.report import charts
 from naive_mp.report.charts import Prices, downsample, drawdown, equity, markers, traders_alive
 from naive_mp.report.symbols import PriceTrack, max_drawdown
@@ -49,8 +51,6 @@ def test_traders_are_alive_from_their_first_order_to_their_sell_fill_or_the_end(
 
 def test_traders_alive_never_exceed_the_engines_count(tmp_path):
     tape = write_synthetic_tape(tmp_path, symbol="DEMOUSDT", trades=8000, seed=4)
-    from naive_mp.backtest.run import run_backtest
-    from naive_mp.core.settings import Filters, Settings
     filters = Filters(tick_size=D("0.00001"), step_size=D("0.1"), min_qty=D("0.1"), min_notional=D("1"))
     result = run_backtest([str(tape)], ["DEMOUSDT"], {"DEMOUSDT": Settings(chunks=8)}, {"DEMOUSDT": filters})
     _, counts = traders_alive(result.orders, int(result.tapes[0].ids[-1]))
@@ -215,9 +215,11 @@ def test_chromium_lays_out_and_paints_every_chart(report, tmp_path):
     shot = headless.screenshot(report[0], tmp_path / "shot.png", width=1300, height=bottom)
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert _not_blank(pixels)
-    for chart in charts_found:  # each chart, cut out of the screenshot, shows its line and both sides' markers
-        part = pixels[int(chart["top"]):int(chart["top"] + chart["height"])]
-        assert _not_blank(part) and _has(part, BLUE) and _has(part, ORANGE)
+    for chart in charts_found:  # each chart, cut out of the screenshot, shows its lines and both sides' markers
+        top, height = chart["top"], chart["height"]
+        assert _not_blank(pixels[int(top):int(top + height)])
+        panels = pixels[int(top + 0.1 * height):int(top + height)]  # under the title and the legend's markers
+        assert _has(panels, BLUE) and _has(panels, ORANGE)
 
 
 def test_chromium_opening_the_page_requests_nothing(report, tmp_path):
