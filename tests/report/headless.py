@@ -16,8 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 # Chromium's own traffic (time queries, sign-in, search preconnects, updates) off: with these,
 # a page that fetches nothing makes chromium send nothing (the recording proxy sees no request).
 OWN_TRAFFIC_OFF = [
@@ -43,6 +41,7 @@ def chromium() -> str | None:
 
 def need_chromium() -> str:
     """chromium, or skip (fail under CI=true: the CI script installs it)."""
+    import pytest  # here: the bench uses this module without pytest
     found = chromium()
     if found:
         return found
