@@ -60,8 +60,8 @@ class Marker:
     prices: np.ndarray
 
 
-def prices_of(tapes, symbol: str, last_trade_id: int | None = None) -> Prices:
-    """The symbol's trades over its tapes (up to `last_trade_id` when given: what a run has handled)."""
+def prices_of(tapes, symbol: str) -> Prices:
+    """The symbol's trades over its tapes, as one timeline."""
     mine = [t for t in tapes if t.symbol == symbol and len(t)]
     if not mine:
         empty = np.zeros(0, dtype=np.int64)
@@ -70,11 +70,7 @@ def prices_of(tapes, symbol: str, last_trade_id: int | None = None) -> Prices:
     times = np.concatenate([t.times_us for t in mine])
     prices = np.concatenate([t.prices / 10.0 ** t.price_decimals for t in mine])
     order = np.argsort(ids, kind="stable")  # tapes given out of day order still make one timeline
-    ids, times, prices = ids[order], times[order], prices[order]
-    if last_trade_id is not None:
-        keep = ids <= last_trade_id
-        ids, times, prices = ids[keep], times[keep], prices[keep]
-    return Prices(ids=ids, times_us=times, prices=prices)
+    return Prices(ids=ids[order], times_us=times[order], prices=prices[order])
 
 
 def downsample(x: np.ndarray, y: np.ndarray, columns: int = COLUMNS) -> tuple[np.ndarray, np.ndarray]:

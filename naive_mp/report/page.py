@@ -61,9 +61,8 @@ class Section:
 
 
 def sections(summaries: list[Summary], reports: list[SymbolReport], orders: list[Order], fills: list[Fill],
-             tapes: list, settings: dict[str, Settings] | None = None,
-             last_trade_ids: dict[str, int] | None = None) -> list[Section]:
-    """One section per summary, with its symbol's orders, fills and prices (up to last_trade_ids[symbol])."""
+             tapes: list, settings: dict[str, Settings] | None = None) -> list[Section]:
+    """One section per summary, with its symbol's orders, fills and prices from the tapes."""
     symbol_of = {o.order_id: o.symbol for o in orders}
     found = []
     for summary, report in zip(summaries, reports):
@@ -71,7 +70,7 @@ def sections(summaries: list[Summary], reports: list[SymbolReport], orders: list
         found.append(Section(
             summary=summary, report=report, orders=[o for o in orders if o.symbol == symbol],
             fills=[f for f in fills if symbol_of.get(f.order_id) == symbol],
-            prices=prices_of(tapes, symbol, (last_trade_ids or {}).get(symbol)),
+            prices=prices_of(tapes, symbol),
             settings=(settings or {}).get(symbol)))
     return found
 
