@@ -25,6 +25,7 @@ from naive_mp.core.settings import (
 )
 
 CONFIG_ENV = "NAIVE_MP_CONFIG"
+TABLES = {"settings", "symbols", "binance", "runtime"}
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     path: str | None = None
     settings: dict = {}
     symbols: dict = {}
+    binance: dict = {}  # endpoints: naive_mp.exchange.endpoints reads them
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
@@ -44,19 +46,69 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     path = path or os.environ.get(CONFIG_ENV) or None
     if path is None:
         return Config()
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f, parse_float=Decimal)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown = set(data) - {"settings", "symbols", "binance", "runtime"}
-    if unknown:
-        raise ConfigError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}")
-    config = Config(path=str(path), settings=data.get("settings", {}), symbols=data.get("symbols", {}))
+    data = _read_toml(path)
+    _check_shape(path, data)
+    config = Config(path=str(path), settings=data.get("settings", {}), symbols=data.get("symbols", {}),
+                    binance=data.get("binance", {}))
     settings_for(config, None)  # refuse a bad default now, not at the first symbol
     return config
+
+
+def _read_toml(path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f, parse_float=Decimal)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # tomllib decodes as it parses: a binary file fails here
+        raise ConfigError(f"config file {path} is not UTF-8 text, so not a TOML file: "
+                          "pass a file like etc/naive-mp.toml") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _check_shape(path, data: dict) -> None:
+    """Tables where tables belong and plain values in them.
+
+    Valid TOML can still hold `settings = "oops"` or `[symbols] XRPUSDT = 5`;
+    refused here, by file and key, the rest of the code can trust the shape.
+    """
+    unknown = set(data) - TABLES
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}")
+    for name in sorted(TABLES & set(data)):
+        _need_table(path, name, data[name])
+    _check_values(path, "settings", data.get("settings", {}))
+    for symbol, table in data.get("symbols", {}).items():
+        _need_table(path, f"symbols.{symbol}", table)
+        _check_values(path, f"symbols.{symbol}", table)
+
+
+def _need_table(path, name: str, value) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"config file {path}: [{name}] must be a table (a [{name}] line, then "
+                          f"KEY = VALUE lines), not {_kind(value)}")
+
+
+def _check_values(path, name: str, table: dict) -> None:
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise ConfigError(f"{path} [{name}]: {key}: must be a number or a string, not {_kind(value)}")
+
+
+def _kind(value) -> str:
+    """What TOML calls this value, for messages."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, (int, Decimal)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"a date or time ({value})"
 
 
 def _where(config: Config, table: str) -> str:

@@ -22,6 +22,7 @@ from naive_mp.core.messages import (
 )
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.core.state import TraderState
+from naive_mp.logs import Throttle
 
 log = logging.getLogger("naive_mp.wire")
 
@@ -350,6 +351,7 @@ class Decoder:
     def __init__(self, socket_name: str, union):
         self.socket_name = socket_name
         self._decoder = msgspec.msgpack.Decoder(union)
+        self._rogue = Throttle(log)  # a flood of garbage writes a few lines, not one per frame
 
     def __call__(self, frame: bytes):
         try:
@@ -358,12 +360,18 @@ class Decoder:
             raise WireError(f"rogue message on the {self.socket_name} socket: {exc}") from None
 
     def or_drop(self, frame: bytes):
-        """The message, or None after a warning naming the socket: a rogue frame never crashes a process."""
+        """The message, or None after a warning naming the socket: a rogue frame never crashes a process.
+
+        The warnings are rate-limited (naive_mp.logs.Throttle).
+        """
         try:
-            return self(frame)
+            message = self(frame)
         except WireError as exc:
-            log.warning("%s (dropped)", exc)
+            self._rogue.warning("%s (dropped)", exc)
             return None
+        if self._rogue.held:  # a flood that stopped: its count is logged once its interval is over
+            self._rogue.flush()
+        return message
 
 
 def split_topic(frame: bytes) -> tuple[bytes, bytes]:

@@ -20,14 +20,17 @@ Grammar (both parsers):
   decimals ``[0-9]+(.[0-9]+)?`` with no exponent; price must be > 0;
 * the booleans are ``True``/``False``/``true``/``false``;
 * times below 10**14 are milliseconds, others microseconds; one file must
-  not mix the two; trade ids must be unique (they are sorted if needed).
+  not mix the two; trade ids must strictly increase from line to line
+  (a tape out of order is refused, never sorted).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import decimal
+import os
 import re
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -106,7 +109,8 @@ def read_tape(path, symbol: str | None = None) -> Tape:
     if end == start:
         raise TapeError(f"{name}: no trades")
     parsed = _parse_fast(buf, start, end) or _parse_slow(name, buf, start, end, first_lineno)
-    ids, prices, decimals, times = _in_id_order(name, first_lineno, *parsed)
+    ids, prices, decimals, times = parsed
+    _check_id_order(name, first_lineno, ids)
     for array in (ids, prices, times):
         array.flags.writeable = False
     return Tape(name, symbol, ids, prices, decimals, times)
@@ -118,20 +122,51 @@ def read_tape(path, symbol: str | None = None) -> Tape:
 def _load(name: str) -> bytes:
     """The csv bytes of a tape, decompressed once if it is a zip."""
     try:
-        if not name.lower().endswith(".zip"):
-            with open(name, "rb") as f:
+        with _open_regular(name) as f:
+            if not name.lower().endswith(".zip"):
                 return f.read()
-        with zipfile.ZipFile(name) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if len(members) != 1:
-                raise TapeError(f"{name}: zip holds {len(members)} files, expected exactly one csv")
-            return _inflate(archive, members[0])
+            return _unzip(name, f)
     except FileNotFoundError:
         raise TapeError(f"{name}: no such file") from None
     except OSError as e:
         raise TapeError(f"{name}: cannot read it ({e.strerror or e})") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise TapeError(f"{name}: not a readable zip file ({e})") from None
+
+
+def _open_regular(name: str):
+    """The file, opened for reading; anything but a regular file is refused before a byte is read.
+
+    A FIFO would block (open itself waits for a writer, hence O_NONBLOCK),
+    a device may never end, and `start` reads each tape twice (the check,
+    then the streamer), which a pipe cannot give.
+    """
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise TapeError(f"{name}: cannot read it: not a regular file but {_kind(mode)}; "
+                            "a tape must be a .csv or .zip file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    return next((kind for test, kind in kinds.items() if test(mode)), "a special file")
+
+
+def _unzip(name: str, f) -> bytes:
+    """The one csv inside a zip."""
+    with zipfile.ZipFile(f) as archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise TapeError(f"{name}: zip holds {len(members)} files, expected exactly one csv")
+        return _inflate(archive, members[0])
 
 
 def _inflate(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
@@ -240,22 +275,21 @@ def _decimal(where, field, text):
     raise TapeError(f"{where}: {field} {text!a} {problem}")
 
 
-def _in_id_order(name, first_lineno, ids, prices, decimals, times):
-    """The arrays sorted by trade id (stable); a duplicate id is an error."""
+def _check_id_order(name, first_lineno, ids) -> None:
+    """Trade ids must strictly increase, line after line.
+
+    Never sorted: a tape out of order is edited or broken (one edited id
+    once turned a day's 22 orders into 239), and its line is what to fix.
+    One vectorised comparison keeps the fast path fast.
+    """
     if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
-        return ids, prices, decimals, times
-    order = np.argsort(ids, kind="stable")
-    ids = ids[order]
-    repeats = np.flatnonzero(ids[1:] == ids[:-1])
-    if repeats.size:
-        # Report the repeat that comes first in the file, with its first occurrence.
-        later = order[repeats + 1]
-        pick = int(np.argmin(later))
-        k, dup_id = int(later[pick]), int(ids[repeats[pick] + 1])
-        first = int(order[np.searchsorted(ids, dup_id)])  # stable sort: earliest of the group
-        raise TapeError(f"{name}:{first_lineno + k}: duplicate trade id {dup_id} "
-                        f"(first on line {first_lineno + first})")
-    return ids, prices[order], decimals, times[order]
+        return
+    k = int(np.argmax(ids[1:] <= ids[:-1])) + 1  # the first line whose id does not increase
+    lineno, before, after = first_lineno + k, int(ids[k - 1]), int(ids[k])
+    if after == before:
+        raise TapeError(f"{name}:{lineno}: duplicate trade id {after} (first on line {lineno - 1})")
+    raise TapeError(f"{name}:{lineno}: trade id {after} is out of order: line {lineno - 1} has {before}; "
+                    "a tape's ids must increase from line to line")
 
 
 # --- fast path: vectorised, canonical layout only ---------------------------

@@ -5,10 +5,11 @@ import logging
 
 import click
 
-from naive_mp.backtest.report import orders_csv, summary_dict, write_atomically
+from naive_mp.backtest.report import orders_csv, summary_dict
 from naive_mp.backtest.run import Result, result_data, run_backtest
 from naive_mp.backtest.tape import TapeError, symbol_from_path
-from naive_mp.commands.common import check_output, resolve_strategy, strategy_options
+from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.output import check_output, write_output
 from naive_mp.commands.report import outputs, report_options, write_backtest_report
 from naive_mp.report.symbols import table
 from naive_mp.logs import setup_logging
@@ -18,7 +19,8 @@ from naive_mp.logs import setup_logging
 @click.argument("tapes", nargs=-1, required=True, metavar="TAPE...")
 @click.option("--symbol", help="Symbol of the tapes (default: from each file name).")
 @strategy_options
-@click.option("--orders-out", type=click.Path(dir_okay=False), help="Write every order to this CSV file.")
+@click.option("--orders-out", type=click.Path(dir_okay=False),
+              help="Write every order to this CSV file ('-': stdout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write charts of the run (prices and orders, equity, drawdown, traders) to this HTML file.")
@@ -39,7 +41,7 @@ def backtest(tapes, symbol, config_path, set_pairs, verbose, orders_out, as_json
     except TapeError as exc:
         raise click.ClickException(str(exc)) from None
     if orders_out:
-        write_atomically(orders_out, orders_csv(result.orders))
+        write_output(orders_out, orders_csv(result.orders))
     if report_path or png_path:
         write_backtest_report(result, settings, list(tapes), report_path, png_path)
     click.echo(summary_json(result) if as_json else table(result.per_symbol, result.reports, result.elapsed_s))

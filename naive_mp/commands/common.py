@@ -2,8 +2,6 @@
 
 import functools
 import logging
-import os
-from pathlib import Path
 
 import click
 
@@ -53,14 +51,3 @@ def resolve_strategy(config_path, set_pairs, symbols, filter_values):
         raise click.UsageError("fee: the paper exchange charges one fee, but the symbols' settings differ: "
                                + ", ".join(f"{sym} {s.fee}" for sym, s in settings.items()))
     return settings, filters
-
-
-def check_output(path: str | None, option: str = "--orders-out") -> None:
-    """Refuse, before any work, an output file that cannot be written."""
-    if path is None:
-        return
-    folder = Path(path).absolute().parent
-    if not folder.is_dir():
-        raise click.BadParameter(f"folder {folder} does not exist", param_hint=option)
-    if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"folder {folder} is not writable", param_hint=option)

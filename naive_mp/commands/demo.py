@@ -16,9 +16,14 @@ from naive_mp.wire import RunSpec
 SYMBOL = "DEMOUSDT"
 
 
+# A million trades take half a GB to generate; more is a job for a real tape (start --replay).
+MAX_TRADES = 1_000_000
+
+
 @click.command()
-@click.option("--trades", default=20_000, show_default=True, help="Trades in the generated tape.")
-@click.option("--seed", default=7, show_default=True, help="Seed of the generated tape.")
+@click.option("--trades", default=20_000, show_default=True, type=click.IntRange(1, MAX_TRADES),
+              help=f"Trades in the generated tape (1 to {MAX_TRADES:,}).")
+@click.option("--seed", default=7, show_default=True, type=click.IntRange(min=0), help="Seed of the generated tape.")
 @click.option("--speed", default=None, metavar="N|max",
               help="Replay freely at N times the recorded pace (default: lockstep, which gives "
                    "exactly the orders of `naive-mp backtest` on the same tape).")

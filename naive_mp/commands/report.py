@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from naive_mp.commands.common import check_output
+from naive_mp.commands.output import STDOUT, check_output, write_output
 from naive_mp.commands.status import run_dir_option
 from naive_mp.commands.store_access import using_store
 
@@ -27,9 +27,19 @@ def outputs(html_path: str | None, png_path: str | None) -> tuple[str | None, st
     """The files to write, checked before any work: the HTML, and the PNG beside it unless named."""
     check_output(html_path, "--report")
     check_output(png_path, "--png")
-    if html_path and not png_path:
+    if html_path and html_path != STDOUT and not png_path:
         png_path = str(Path(html_path).with_suffix(".png"))
+        check_output(png_path, "--png")
     return html_path, png_path
+
+
+def write(html_path: str | None, png_path: str | None, title: str, subtitle: str, parts: list) -> None:
+    """Write the page and/or the PNG, each as commands/output.py writes a command's files."""
+    from naive_mp.report import page
+    if html_path:
+        write_output(html_path, page.page(title, subtitle, parts), "--report")
+    if png_path:
+        write_output(png_path, page.png(parts), "--png")
 
 
 def write_backtest_report(result, settings: dict, tape_paths: list[str], html_path: str | None,
@@ -38,8 +48,8 @@ def write_backtest_report(result, settings: dict, tape_paths: list[str], html_pa
     from naive_mp.report import page
     parts = page.sections(result.per_symbol, result.reports, result.orders, result.fills, result.tapes, settings)
     names = ", ".join(Path(p).name for p in tape_paths)
-    page.write(html_path, png_path, f"naive-mp backtest: {', '.join(s.symbol for s in result.per_symbol)}",
-               f"tapes: {names}", parts)
+    write(html_path, png_path, f"naive-mp backtest: {', '.join(s.symbol for s in result.per_symbol)}",
+          f"tapes: {names}", parts)
 
 
 @click.command("report")
@@ -56,9 +66,7 @@ def report_command(html_path, png_path, run_dir):
     if not run.command.tapes:
         raise click.ClickException(f"{run.describe()}: no tapes to take prices from; "
                                    "report charts replays (`naive-mp start --replay TAPE...`)")
-    title, subtitle, parts = run_sections(run, book, settings, run_dir)
-    from naive_mp.report import page
-    page.write(html_path, png_path, title, subtitle, parts)
+    write(html_path, png_path, *run_sections(run, book, settings, run_dir))
 
 
 def run_sections(run, book, settings: dict, run_dir: Path) -> tuple[str, str, list]:

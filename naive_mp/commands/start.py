@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from naive_mp.commands.common import check_output, resolve_strategy, strategy_options
+from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.output import check_output, write_output
 from naive_mp.commands.status import run_dir_option
 from naive_mp.logs import setup_logging
 from naive_mp.runtime import rundir
@@ -27,7 +28,8 @@ TAPE_SUFFIXES = (".csv", ".zip")
 @click.option("--exit-at-end", is_flag=True, help="With --replay: stop everything once the last trade is handled.")
 @click.option("--live", is_flag=True, help="Trade on Binance (arrives with the Binance issue).")
 @strategy_options
-@click.option("--orders-out", type=click.Path(dir_okay=False), help="At exit, write every order to this CSV file.")
+@click.option("--orders-out", type=click.Path(dir_okay=False),
+              help="At exit, write every order to this CSV file ('-': stdout).")
 @click.option("--json", "as_json", is_flag=True, help="At exit, print the summary as one JSON object.")
 @click.option("--metrics-addr", metavar="[HOST:]PORT",
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1).")
@@ -114,6 +116,11 @@ def _metrics_addr(text: str | None) -> str | None:
     return f"{host}:{port}"
 
 
+# A thousandth of the recorded pace up to a million times it: beyond, the
+# waits between trades become days (or nothing a float can tell from max).
+MIN_SPEED, MAX_SPEED = 0.001, 1e6
+
+
 def _speed(text: str) -> float | None:
     if text.strip().lower() == "max":
         return None
@@ -121,8 +128,9 @@ def _speed(text: str) -> float | None:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise click.BadParameter(f"expected a number > 0 or 'max', got {text!r}", param_hint="--speed")
+    if not MIN_SPEED <= value <= MAX_SPEED:  # also refuses nan and inf
+        raise click.BadParameter(f"expected a number from {MIN_SPEED} to {MAX_SPEED:.0f} (times the recorded "
+                                 f"pace), or 'max', got {text!r}", param_hint="--speed")
     return value
 
 
@@ -179,14 +187,13 @@ def _run(spec: RunSpec, fresh: bool) -> int:
 
 def _report(run_dir: Path, symbols: list[str], orders_out: str | None, as_json: bool, elapsed: float) -> None:
     """Copy the gateway's orders file and print its summary, as backtest does."""
-    from naive_mp.backtest.report import write_atomically
     needed = [rundir.ORDERS_FILE] * bool(orders_out) + [rundir.SUMMARY_FILE] * as_json
     missing = [name for name in needed if not (run_dir / name).is_file()]
     if missing:
         raise click.ClickException(f"the run ended without its results ({run_dir / missing[0]} is missing); "
                                    f"see {rundir.log_path(run_dir)}")
     if orders_out:
-        write_atomically(orders_out, (run_dir / rundir.ORDERS_FILE).read_text())
+        write_output(orders_out, (run_dir / rundir.ORDERS_FILE).read_text())
     summary_path = run_dir / rundir.SUMMARY_FILE
     if not summary_path.is_file():
         return

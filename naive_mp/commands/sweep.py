@@ -10,7 +10,8 @@ import time
 import click
 
 from naive_mp.backtest.tape import TapeError, read_tape, symbol_from_path
-from naive_mp.commands.common import check_output, resolve_strategy, strategy_options
+from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.output import check_output, write_output
 from naive_mp.logs import setup_logging
 from naive_mp.report.sweep import GridError, best_toml, combinations, parse_grid, ranked, sweep
 
@@ -29,7 +30,8 @@ COLUMNS = ("realized_pnl", "cycles", "orders_placed", "orders_open", "fees", "po
 @click.option("--symbol", help="Symbol of the tapes (default: from each file name).")
 @strategy_options
 @click.option("--json", "as_json", is_flag=True, help="Print every row as one JSON list instead of the table.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="Also write every row to this CSV file.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False),
+              help="Also write every row to this CSV file ('-': stdout).")
 def sweep_command(tapes, grids, by, top, workers, symbol, config_path, set_pairs, verbose, as_json, csv_out,
                   **filter_values):
     """Backtest every combination of the --grid values over TAPE..., read once, on all cores.
@@ -84,11 +86,10 @@ def _table(rows: list[dict], keys: list[str]) -> str:
 
 
 def _write_csv(path: str, rows: list[dict], keys: list[str]) -> None:
-    from naive_mp.backtest.report import write_atomically
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["rank", *keys, *COLUMNS, "events", "orders_filled", "last_price"])
     for i, r in enumerate(rows, 1):
         writer.writerow([i, *(r["settings"][k] for k in keys), *(r[c] for c in COLUMNS), r["events"],
                          r["orders_filled"], r["last_price"]])
-    write_atomically(path, out.getvalue())
+    write_output(path, out.getvalue(), "--csv")

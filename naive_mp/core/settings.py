@@ -19,11 +19,23 @@ class SettingError(ValueError):
         self.key = key
 
 
+# Every trader is an OS process (and a row, a socket, a log line...): a
+# thousand per symbol is far beyond any sane run and still starts.
+MAX_CHUNKS = 1000
+
+# The size of every decimal setting and filter other than 0: far beyond
+# any market either way. The bound is what keeps money.EXACT's 60 digits
+# enough: the formulas' integer quotients (a price over a tick, a budget
+# over a buy price times a step) then stay under 1E+56 with a tape's prices
+# (int64 units), where a wider range made them raise DivisionImpossible
+# inside a trader.
+SMALLEST, LARGEST = Decimal("1E-18"), Decimal("1E+18")
+
+
 def _in_range(key: str, value: Decimal) -> None:
-    # 30 digits either side of the point is far beyond any market, and keeps
-    # every product of the formulas exact in money.EXACT's 60 digits.
-    if value != 0 and not -30 <= value.adjusted() <= 30:
-        raise SettingError(key, f"{value} is out of range")
+    if value != 0 and not SMALLEST <= abs(value) <= LARGEST:
+        raise SettingError(key, f"{value} is out of range: other than 0, its size must lie "
+                                f"between {SMALLEST} and {LARGEST}")
 
 
 def _fraction(key: str, value: Decimal) -> None:
@@ -44,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self):
         if self.chunks < 1:
             raise SettingError("chunks", f"must be at least 1, got {self.chunks}")
+        if self.chunks > MAX_CHUNKS:
+            raise SettingError("chunks", f"must be at most {MAX_CHUNKS} (each trader is an OS process), "
+                                         f"got {self.chunks}")
         if self.budget <= 0:
             raise SettingError("budget", f"must be > 0, got {self.budget}")
         for key in ("budget", "buy_down_interval", "profit_target", "rebuy_interval", "fee"):

@@ -12,10 +12,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
-import os
 import re
-import tempfile
-from pathlib import Path
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -157,24 +154,3 @@ def png(parts: list[Section]) -> bytes:
 def _figure(size: tuple[float, float]) -> Figure:
     # A Figure, not pyplot: no global state, nothing kept after the file is written.
     return Figure(figsize=size, dpi=PNG_DPI, layout="constrained", facecolor="white")
-
-
-def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` all at once: a reader sees the old file or the whole new one."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def write(html_path: str | None, png_path: str | None, title: str, subtitle: str, parts: list[Section]) -> None:
-    """Write the HTML page and/or the PNG (each all at once)."""
-    if html_path:
-        write_bytes_atomically(html_path, page(title, subtitle, parts).encode("utf-8"))
-    if png_path:
-        write_bytes_atomically(png_path, png(parts))

@@ -12,7 +12,8 @@ from pathlib import Path
 import zmq
 
 from naive_mp import wire
-from naive_mp.runtime import rundir
+from naive_mp.logs import Throttle
+from naive_mp.runtime import rundir, sockets
 from naive_mp.wire import Heartbeat, ProcessInfo
 
 log = logging.getLogger("naive_mp.control")
@@ -40,9 +41,8 @@ class ControlLink:
     def __init__(self, run_dir: str | os.PathLike, context: zmq.Context | None = None):
         self._own_context = context is None
         self.context = context or zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
+        self.socket = sockets.make(self.context, zmq.DEALER, sndhwm=HEARTBEAT_HWM)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SNDHWM, HEARTBEAT_HWM)
         self.socket.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a supervisor not yet bound
         self.socket.connect(wire.address(run_dir, "control"))
 
@@ -76,6 +76,8 @@ def ask(run_dir: str | os.PathLike, message, timeout_s: float = 3.0):
         raise NotRunning(run_dir, "leftover files of a run that was killed")
     context = zmq.Context()
     try:
+        # No size bound here: a short-lived client of our own supervisor, whose status
+        # reply lists every trader of the run and may outgrow what a child sends.
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.connect(wire.address(run_dir, "control"))
@@ -91,10 +93,11 @@ class ControlServer:
     """The supervisor's ROUTER: yields well-formed requests, drops rogue frames with a warning."""
 
     def __init__(self, run_dir: str | os.PathLike, context: zmq.Context):
-        self.socket = context.socket(zmq.ROUTER)
+        self.socket = sockets.make(context, zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(wire.address(run_dir, "control"))
         self._decode = wire.Decoder("control", wire.ControlMessage)
+        self._misshapen = Throttle(log)  # rate-limited, as the decoder's warnings are
 
     def receive(self, limit: int = 1000):
         """(envelope, message) for each waiting request; at most `limit`, so the caller is not starved."""
@@ -108,12 +111,11 @@ class ControlServer:
             elif len(frames) == 3 and frames[1] == b"":  # a REQ peer's envelope
                 envelope, payload = frames[:2], frames[2]
             else:
-                log.warning("rogue message on the control socket: %d frames, dropped", len(frames))
+                self._misshapen.warning("rogue message on the control socket: %d frames, dropped", len(frames))
                 continue
-            try:
-                yield envelope, self._decode(payload)
-            except wire.WireError as exc:
-                log.warning("%s (dropped)", exc)
+            message = self._decode.or_drop(payload)
+            if message is not None:
+                yield envelope, message
 
     def reply(self, envelope: list[bytes], message) -> None:
         """Answer one request; a requester that left meanwhile is simply not answered."""

@@ -24,6 +24,7 @@ from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dic
 from naive_mp.core.messages import OrderCanceled, OrderFilled
 from naive_mp.core.paper import ExchangeRefused, Fill, Order, PaperExchange
 from naive_mp.core.settings import Settings
+from naive_mp.runtime import sockets
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime.streams import publisher, subscriber, welcome
@@ -105,10 +106,10 @@ class Gateway:
         self._restore()
         self.ctx = zmq.Context()
         run_dir = self.spec.run_dir
-        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router = sockets.make(self.ctx, zmq.ROUTER)
         self.router.bind(wire.address(run_dir, "gateway"))
         self.updates = publisher(self.ctx, wire.address(run_dir, "updates"))
-        self.acks = self.ctx.socket(zmq.PUSH)
+        self.acks = sockets.make(self.ctx, zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
         self.control = ControlLink(run_dir, context=self.ctx)
         self.trades = subscriber(self.ctx, wire.address(run_dir, "trades"),

@@ -12,6 +12,7 @@ import zmq
 
 from naive_mp import wire
 from naive_mp.core.messages import PlaceOrder
+from naive_mp.runtime import sockets
 
 log = logging.getLogger("naive_mp.gateway_client")
 
@@ -26,7 +27,7 @@ class GatewayUnavailable(RuntimeError):
 class GatewayClient:
     def __init__(self, ctx: zmq.Context, run_dir: str, *, timeout_s: float = TIMEOUT_S, attempts: int = ATTEMPTS):
         self.timeout_s, self.attempts = timeout_s, attempts
-        self.socket = ctx.socket(zmq.DEALER)
+        self.socket = sockets.make(ctx, zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(wire.address(run_dir, "gateway"))
         self.decode = wire.Decoder("gateway", wire.GatewayReply)

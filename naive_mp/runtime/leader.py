@@ -20,12 +20,14 @@ import zmq
 from msgspec.structs import replace
 
 from naive_mp import logs, wire
+from naive_mp.logs import Throttle
 from naive_mp.core import leader as core
 from naive_mp.core.messages import (Notice, RebuyRequested, SettingsChanged, ShutdownRequested, StartTrader,
                                     SymbolStopped, TraderDied, TraderGivenUp, TraderReported, TradingStarted,
                                     TradingStopped)
 from naive_mp.core.state import TraderState
 from naive_mp.runtime import children as kids
+from naive_mp.runtime import sockets
 from naive_mp.runtime import trader as trader_process
 from naive_mp.core import trader as trader_core
 from naive_mp.runtime.control import ControlLink
@@ -84,6 +86,7 @@ class LeaderProcess:
         self.pids: dict[int, int] = {}  # pid -> trader id
         self.given_up: dict[int, wire.ProcessInfo] = {}  # trader id -> its last status row, state GAVE_UP
         self.delayed: list[tuple[float, StartTrader]] = []
+        self.strangers = Throttle(log)
         self.max_traders = 0
         self.lost = 0  # trades its traders lost (free-running), for the run's lost events
         self.ready_sent = False
@@ -184,11 +187,11 @@ class LeaderProcess:
         self.signals = SignalQueue((signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1))
         self.ctx = zmq.Context()
         run_dir = self.spec.run_dir
-        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router = sockets.make(self.ctx, zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted trader takes over its id
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.bind(wire.address(run_dir, wire.leader_socket(self.symbol)))
-        self.acks = self.ctx.socket(zmq.PUSH)
+        self.acks = sockets.make(self.ctx, zmq.PUSH)
         self.acks.connect(wire.address(run_dir, "acks"))
         self.control = ControlLink(run_dir, context=self.ctx)
         # to check a report that would end a trader against the exchange (one quick try: a
@@ -263,8 +266,10 @@ class LeaderProcess:
         if proc is None or proc.retired:
             # a retired trader's last messages may still arrive; anything else is odd
             retired = proc is not None or (identity.isdigit() and int(identity) < self.state.next_trader_id)
-            log.log(logging.DEBUG if retired else logging.WARNING,
-                    "%s: message from %s trader %r dropped", self.symbol, "retired" if retired else "unknown", identity)
+            if retired:
+                log.debug("%s: message from retired trader %r dropped", self.symbol, identity)
+            else:  # anyone can connect here: a flood writes a few lines, not one per frame
+                self.strangers.warning("%s: message from unknown trader %r dropped", self.symbol, identity)
             return
         if not proc.heard_from(message):
             return

@@ -45,8 +45,23 @@ class BootError(Exception):
 
 
 def set_title(text: str) -> None:
-    """Name this process `naive-mp: TEXT` for ps and htop."""
+    """Name this process `naive-mp: TEXT` for ps and htop, and tell it apart in top (its comm)."""
     setproctitle.setproctitle(TITLE_PREFIX + text)
+    setproctitle.setthreadtitle(short_name(text))
+
+
+def short_name(title: str) -> str:
+    """The kernel's 15 characters for a title: XRPUSDT#7, XRPUSDT leader, nmp gateway."""
+    words = title.split()
+    if not words:
+        return "naive-mp"
+    if words[0] == "trader" and len(words) > 1:
+        name = words[1]
+    elif words[0] == "leader" and len(words) > 1:
+        name = f"{words[1]} leader"
+    else:
+        name = f"nmp {words[0]}"
+    return name[:15]
 
 
 def _prctl(option: int, value: int) -> None:

@@ -23,7 +23,8 @@ from naive_mp.core import order
 from naive_mp.backtest.tape import read_tape
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
-from naive_mp.runtime.streams import HWM, publisher, welcome
+from naive_mp.runtime import sockets
+from naive_mp.runtime.streams import publisher, welcome
 from naive_mp.store import Store, StreamPosition
 
 log = logging.getLogger("naive_mp.streamer")
@@ -72,8 +73,7 @@ class Streamer:
         self.position = self._load_position()
         self.ctx = zmq.Context()
         self.pub = publisher(self.ctx, wire.address(self.spec.run_dir, "trades"))
-        self.acks = self.ctx.socket(zmq.PULL)
-        self.acks.setsockopt(zmq.RCVHWM, HWM)
+        self.acks = sockets.make(self.ctx, zmq.PULL)  # Ready and Handled: a few per consumer in flight
         self.acks.bind(wire.address(self.spec.run_dir, "acks"))
         self.control = ControlLink(self.spec.run_dir, context=self.ctx)
         self.poller = zmq.Poller()
@@ -163,7 +163,7 @@ class Streamer:
         symbol, n = tape.symbol, len(tape)
         ids, prices, times = tape.ids.tolist(), tape.prices.tolist(), tape.times_us.tolist()
         scale = tape.price_decimals
-        clock = Pacer(self.spec.speed, times[self.position["offset"]] if n else 0)
+        clock = Pacer(self.spec.speed, times[self.position["offset"]] if n else 0, ids)
         i = self.position["offset"]
         while i < n:
             skipped = self._quiet_run(symbol, prices, i, scale) if self.spec.lockstep else 0
@@ -213,27 +213,59 @@ class Streamer:
                 self._serve(timeout_ms=200)
 
 
-class Pacer:
-    """When each trade is due at `speed` times the recorded pace (None: all due now)."""
+# A gap in tape time longer than this between two trades is not waited for
+# (at --speed 200, one time in the year 2100 in a tape of 2023 waited 38
+# years; a first time of 0, 8,500): an hour without a single trade is an
+# edited or broken time, or an exchange outage, and waiting for it helps
+# nobody.
+MAX_JUMP_US = 3600 * 10**6
 
-    def __init__(self, speed: float | None, first_time_us: int):
+
+class Pacer:
+    """When each trade is due at `speed` times the recorded pace (None: all due now).
+
+    A jump of more than MAX_JUMP_US of tape time between two trades, forward
+    or back, is logged and the pace starts again from that trade.
+    """
+
+    def __init__(self, speed: float | None, first_time_us: int, ids: list[int] | None = None):
         self.speed = speed
-        self.origin_us = first_time_us
+        self.ids = ids  # only to name a trade in the log
+        self._restart(first_time_us)
+
+    def _restart(self, time_us: int) -> None:
+        self.origin_us = time_us
         self.start = time.monotonic()
+        self.last_us = time_us  # tape time of the last trade handed out
 
     def due(self, times: list[int], i: int, limit: int, streamer: Streamer) -> int:
         """Wait until trade i is due; return the end of the run of trades due by then."""
         if self.speed is None:
             return limit
+        if _jumps(self.last_us, times[i]):
+            self._skip_jump(times, i)
         while True:
             now_us = (time.monotonic() - self.start) * 1e6 * self.speed + self.origin_us
             if times[i] <= now_us:
                 end = i + 1
-                while end < limit and times[end] <= now_us:
+                # a jumped-to trade starts the next run, so that due() restarts the pace on it
+                while end < limit and times[end] <= now_us and not _jumps(times[end - 1], times[end]):
                     end += 1
+                self.last_us = times[end - 1]
                 return end
             wait_ms = max(0, int((times[i] - now_us) / self.speed / 1000))
             streamer._serve(timeout_ms=min(wait_ms, 200))
+
+    def _skip_jump(self, times: list[int], i: int) -> None:
+        jump_s = (times[i] - self.last_us) / 1e6
+        trade = self.ids[i] if self.ids is not None else f"#{i + 1} of the tape"
+        log.warning("trade %s: tape time jumps %+.0f s from the trade before (more than %d s): "
+                    "not waited for, the pace goes on from this trade", trade, jump_s, MAX_JUMP_US // 10**6)
+        self._restart(times[i])
+
+
+def _jumps(before_us: int, after_us: int) -> bool:
+    return abs(after_us - before_us) > MAX_JUMP_US
 
 
 def _decimal(units: int, decimals: int):

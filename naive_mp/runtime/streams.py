@@ -6,20 +6,21 @@ speed, so nothing is dropped silently; every stream carries sequence
 numbers, so a loss that still happens is counted and logged. Publishers are
 XPUBs that greet each new subscription with a `Welcome` on its topic: a
 subscriber that has received it knows it is live (no slow-joiner loss).
+Message sizes are bounded as on every socket (naive_mp.runtime.sockets).
 """
 
 import zmq
 
 from naive_mp import wire
+from naive_mp.runtime import sockets
 
 HWM = 100_000
 
 
 def publisher(ctx: zmq.Context, address: str) -> zmq.Socket:
     """An XPUB bound at `address` that passes every subscription up (to be welcomed)."""
-    pub = ctx.socket(zmq.XPUB)
+    pub = sockets.make(ctx, zmq.XPUB, sndhwm=HWM)  # what comes in is subscriptions: a few per peer
     pub.setsockopt(zmq.XPUB_VERBOSE, 1)
-    pub.setsockopt(zmq.SNDHWM, HWM)
     pub.setsockopt(zmq.LINGER, 1000)
     pub.bind(address)
     return pub
@@ -42,8 +43,7 @@ def welcome(pub: zmq.Socket, ended: dict[str, int] | None = None) -> bytes | Non
 
 def subscriber(ctx: zmq.Context, address: str, topics: list[bytes]) -> zmq.Socket:
     """A SUB connected to `address` for `topics` (not yet known to be live)."""
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, HWM)
+    sub = sockets.make(ctx, zmq.SUB, rcvhwm=HWM)
     sub.setsockopt(zmq.LINGER, 0)
     sub.connect(address)
     for topic in topics:

@@ -128,16 +128,21 @@ class Supervisor:
 
         Raises rundir.RunDirError (AlreadyRunning among them) before anything starts.
         """
-        run_dir = rundir.prepare_run_dir(self.spec.run_dir)
-        lock = rundir.PidLock(run_dir)
-        try:
-            return self._run_locked(run_dir)
-        finally:
-            lock.release()
+        with rundir.private_files():  # the children inherit the umask: their files and sockets too
+            run_dir = rundir.prepare_run_dir(self.spec.run_dir)
+            lock = rundir.PidLock(run_dir)
+            try:
+                return self._run_locked(run_dir)
+            finally:
+                lock.release()
 
     def _run_locked(self, run_dir: Path) -> int:
         set_title("supervisor")
-        setup_logging(self.spec.log_level, str(rundir.log_path(run_dir)), process="supervisor")
+        log_file = rundir.log_path(run_dir)
+        try:
+            setup_logging(self.spec.log_level, str(log_file), process="supervisor")
+        except OSError as exc:
+            raise rundir.RunDirError(rundir.cannot_open(log_file, exc)) from None
         become_subreaper()
         rundir.remove_sockets(run_dir)  # leftovers of a killed run: we hold the lock now
         if self.before_start:

@@ -30,6 +30,7 @@ from naive_mp.core.messages import (
     TradeSeen,
 )
 from naive_mp.core.state import FINAL_PHASES, TraderState
+from naive_mp.runtime import sockets
 from naive_mp.runtime.gateway_client import GatewayClient
 from naive_mp.runtime.process import set_title
 from naive_mp.runtime.signals import SignalQueue
@@ -69,7 +70,7 @@ class TraderProcess:
         self.signals = SignalQueue()
         self.ctx = zmq.Context()
         run_dir, symbol, tid = self.spec.run_dir, self.state.symbol, self.state.trader_id
-        self.leader = self.ctx.socket(zmq.DEALER)
+        self.leader = sockets.make(self.ctx, zmq.DEALER)
         self.leader.setsockopt(zmq.LINGER, 1000)
         self.leader.setsockopt(zmq.IDENTITY, str(tid).encode())  # the leader addresses us by id
         self.leader.connect(wire.address(run_dir, wire.leader_socket(symbol)))

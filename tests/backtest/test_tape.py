@@ -3,6 +3,7 @@
 import csv
 import decimal
 import io
+import os
 import random
 import zipfile
 
@@ -103,10 +104,6 @@ VARIANTS = {
     "CRLF": (canonical().replace("\n", "\r\n"), [100, 101, 102], [50_000_000] * 3, 8, None),
     "no final newline": (canonical().rstrip("\n"), [100, 101, 102], [50_000_000] * 3, 8, None),
     "trailing blank lines": (canonical() + "\n\r\n\n", [100, 101, 102], [50_000_000] * 3, 8, None),
-    "unsorted ids": (
-        "\n".join([line(7, "0.7", 3), line(5, "0.5", 1), line(6, "0.6", 2)]),
-        [5, 6, 7], [5, 6, 7], 1, [1000, 2000, 3000],
-    ),
     "mixed decimals": ("\n".join([line(1, "5"), line(2, "0.25"), line(3, "1234.5")]), [1, 2, 3], [500, 25, 123450], 2, None),
     "single trade": (line(9, "0.1") + "\n", [9], [1], 1, None),
 }
@@ -123,10 +120,31 @@ def test_tolerated_variants(tmp_path, case):
         assert tape.times_us.tolist() == times
 
 
-def test_unsorted_ids_keep_prices_and_times_with_their_trades(tmp_path):
-    tape = read_tape(write(tmp_path, VARIANTS["unsorted ids"][0]))
-    assert [str(tape.price(i)) for i in range(3)] == ["0.5", "0.6", "0.7"]
-    assert tape.times_us.tolist() == [1000, 2000, 3000]
+@pytest.mark.parametrize("prices", [["0.50000000"] * 5, ["5", "0.25", "1234.5", "0.5", "0.5"]],
+                         ids=["fast path", "slow path"])
+@pytest.mark.parametrize("ids, problem", [
+    ([1, 2, 9, 4, 5], ":4: trade id 4 is out of order: line 3 has 9; a tape's ids must increase"),
+    ([1, 2, 3, 3, 5], ":4: duplicate trade id 3 (first on line 3)"),
+    ([5, 1, 2, 3, 4], ":2: trade id 1 is out of order: line 1 has 5"),
+    ([1, 2, 3, 4, 0], ":5: trade id 0 is out of order: line 4 has 4"),
+])
+def test_ids_out_of_order_are_refused_not_sorted(tmp_path, prices, ids, problem):
+    """One edited id once turned 22 orders into 239: a tape out of id order is refused, by line."""
+    text = "".join(line(i, p, time=1_700_000_000_000 + k) + "\n" for k, (i, p) in enumerate(zip(ids, prices)))
+    path = write(tmp_path, text)
+    fast = tape_module._parse_fast(text.encode(), 0, len(text) - 1)
+    assert (fast is not None) == (len(set(prices)) == 1)  # both parsers are checked
+    with pytest.raises(TapeError) as caught:
+        read_tape(path)
+    assert str(caught.value).startswith(f"{path}{problem}")
+
+
+def test_ids_out_of_order_in_a_big_tape_name_the_line(tmp_path):
+    ids = list(range(1000, 3000))
+    ids[1500] = 999_999  # one edited id: the next line is then out of order
+    path = write(tmp_path, "".join(line(i, time=1_700_000_000_000 + i) + "\n" for i in ids))
+    with pytest.raises(TapeError, match=r":1502: trade id 2501 is out of order: line 1501 has 999999"):
+        read_tape(path)
 
 
 def test_small_blocks_give_the_same_tape(tmp_path, monkeypatch):
@@ -252,6 +270,15 @@ def test_missing_file(tmp_path):
         read_tape(path)
     with pytest.raises(TapeError, match=rf"^{tmp_path}: cannot read it"):
         read_tape(tmp_path, symbol="XRPUSDT")  # a directory
+
+
+def test_fifo_and_device_are_refused_before_reading(tmp_path):
+    fifo = tmp_path / NAME
+    os.mkfifo(fifo)  # no writer: a plain open() would wait forever
+    with pytest.raises(TapeError, match=rf"^{fifo}: cannot read it: not a regular file but a FIFO"):
+        read_tape(fifo)
+    with pytest.raises(TapeError, match=r"^/dev/zero: cannot read it: not a regular file but a character device"):
+        read_tape("/dev/zero", symbol="XRPUSDT")  # would never end
 
 
 @pytest.mark.parametrize(

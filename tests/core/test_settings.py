@@ -68,3 +68,38 @@ def test_invalid_filters(values, key):
     with pytest.raises(SettingError) as error:
         Filters(**values)
     assert error.value.key == key
+
+
+def test_chunks_are_bounded_by_what_the_processes_carry():
+    assert Settings(chunks=1000).chunks == 1000
+    with pytest.raises(SettingError, match=r"chunks: must be at most 1000 \(each trader is an OS process\)"):
+        with_overrides(Settings(), {"chunks": "9" * 30})
+    with pytest.raises(msgspec.ValidationError, match="chunks"):  # the state store decodes Settings
+        msgspec.json.decode(b'{"chunks": 1001}', type=Settings)
+
+
+@pytest.mark.parametrize("key, text", [("budget", "1.1E+18"), ("profit_target", "9e30"),
+                                       ("fee", "1e-19"), ("buy_down_interval", "1e-30")])
+def test_decimal_settings_are_bounded(key, text):
+    with pytest.raises(SettingError, match=rf"{key}: .* between 1E-18 and 1E\+18"):
+        with_overrides(Settings(), {key: text})
+
+
+@pytest.mark.parametrize("key", ["tick_size", "step_size", "min_qty", "min_notional"])
+def test_filters_are_bounded(key):
+    with pytest.raises(SettingError, match=rf"{key}: .* between 1E-18 and 1E\+18"):
+        Filters(**{"tick_size": D(1), "step_size": D(1), key: D("1e-19")})
+
+
+@pytest.mark.parametrize("price", [D(2**63 - 1), D(2**63 - 1).scaleb(-18), D("1e-18")])
+def test_formulas_never_overflow_at_the_bounds(price):
+    """The widest settings and filters with any tape price: the plan is computed, never DivisionImpossible."""
+    from naive_mp.core.formulas import plan_cycle
+    from naive_mp.core.money import is_multiple
+
+    settings = Settings(chunks=1, budget=D("1e18"), profit_target=D("1e18"), fee=D("0.999999999999999999"),
+                        buy_down_interval=D(0), rebuy_interval=D(0))
+    filters = Filters(tick_size=D("1e-18"), step_size=D("1e-18"))
+    plan = plan_cycle(price, settings, filters)
+    assert plan.buy_price > 0 and plan.quantity > 0 and plan.sell_price > plan.buy_price
+    assert is_multiple(plan.sell_price, filters.tick_size) and is_multiple(plan.quantity, filters.step_size)

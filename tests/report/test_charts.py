@@ -185,6 +185,9 @@ def test_png_alone_and_bad_output_folders(tmp_path):
     assert out.exit_code == 0 and (tmp_path / "only.png").is_file() and not list(tmp_path.glob("*.html"))
     bad = CliRunner().invoke(main, ["backtest", str(tape), *flags, "--report", str(tmp_path / "no" / "r.html")])
     assert bad.exit_code == 2 and "--report" in bad.output
+    piped = CliRunner().invoke(main, ["backtest", str(tape), *flags, "--report", "-"])
+    assert piped.exit_code == 0 and "<!DOCTYPE html>" in piped.output and "</html>\n" in piped.output
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["only.png"]  # no "-.png" beside stdout
 
 
 # -- a real browser -------------------------------------------------------------------------

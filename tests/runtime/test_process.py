@@ -46,3 +46,4 @@ def test_fork_child_exit_codes_logs_and_fds(tmp_path):
     assert "crashed: ValueError: boom" in result.stderr
     assert "cannot start: no socket for you" in log
     assert "logging still works in naive-mp: test clean" in log
+

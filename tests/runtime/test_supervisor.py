@@ -128,10 +128,11 @@ def test_status_lists_every_child_with_its_role_pid_and_title(supervisor):
     assert reply.supervisor.pid == run.proc.pid
     assert by_role["leader"].symbol == "XRPUSDT" and by_role["trader"].trader_id == 1
     assert all(p.restarts == 0 and alive(p.pid) for p in reply.processes)
-    titles = {role: cmdline(p.pid) for role, p in by_role.items()}
     assert cmdline(run.proc.pid) == "naive-mp: supervisor"
-    assert titles == {"gateway": "naive-mp: gateway paper", "leader": "naive-mp: leader XRPUSDT",
-                      "trader": "naive-mp: trader XRPUSDT#1 BUY_PLACED", "streamer": "naive-mp: streamer"}
+    expected = {"gateway": "naive-mp: gateway paper", "leader": "naive-mp: leader XRPUSDT",
+                "trader": "naive-mp: trader XRPUSDT#1 BUY_PLACED", "streamer": "naive-mp: streamer"}
+    # a child names itself just after the fork: on a busy machine, give it a moment
+    wait_for(lambda: {role: cmdline(p.pid) for role, p in by_role.items()} == expected, what="the titles")
     ps = subprocess.run(["ps", "-o", "args=", "-p", str(by_role["leader"].pid)], capture_output=True, text=True)
     assert ps.stdout.strip() == "naive-mp: leader XRPUSDT"
 

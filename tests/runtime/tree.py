@@ -30,23 +30,28 @@ def naive_mp(*args, timeout=120, check=False) -> subprocess.CompletedProcess:
 class Tree:
     """A `naive-mp start` in the background, in its own session (killed whole at the end).
 
-    `knobs`: test-only settings the command line does not offer (see start_with.py).
+    `knobs`: test-only settings the command line does not offer (see start_with.py);
+    `umask`: the one `start` is run with (-1: this process's).
     """
 
-    def __init__(self, run_dir: Path, *args, knobs: dict | None = None):
+    def __init__(self, run_dir: Path, *args, knobs: dict | None = None, umask: int = -1):
         self.run_dir = run_dir
         self.stderr = open(run_dir.parent / f"{run_dir.name}.stderr", "w")
         command = [sys.executable, str(START_WITH), json.dumps(knobs)] if knobs else [sys.executable, "-m", "naive_mp"]
         self.proc = subprocess.Popen([*command, "start", "--run-dir", str(run_dir), *map(str, args)],
-                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True, start_new_session=True,
+                                     umask=umask)
 
     def status(self) -> dict | None:
         result = naive_mp("status", "--json", "--run-dir", self.run_dir, timeout=10)
         return json.loads(result.stdout) if result.returncode == 0 else None
 
     def processes(self, role: str) -> list[dict]:
-        status = self.status() or {"processes": []}
-        return [p for p in status["processes"] if p["role"] == role]
+        return [p for p in self.processes_all() if p["role"] == role]
+
+    def processes_all(self) -> list[dict]:
+        """Every process of the tree in status (none when it does not answer)."""
+        return (self.status() or {"processes": []})["processes"]
 
     def wait_for(self, what, timeout: float = 20.0, every: float = 0.05):
         """Poll `what()` until it returns something truthy; fail naming the log tail."""
