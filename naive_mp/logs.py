@@ -1,6 +1,8 @@
 """Log set-up shared by every command: one line per event, to stderr (and a file)."""
 
+import json
 import logging
+import logging.handlers
 import math
 import os
 import sys
@@ -46,16 +48,33 @@ def _private_opener(path: str, flags: int) -> int:
     return fd
 
 
-class PrivateFileHandler(logging.FileHandler):
-    """A FileHandler whose file is private (0600) and never opened through a symlink (OSError ELOOP)."""
+class PrivateFileHandler(logging.handlers.WatchedFileHandler):
+    """A log file that is private (0600), never opened through a symlink (OSError ELOOP), and
+    opened again when logrotate moves it away (SIGHUP stays the settings reload)."""
 
     def _open(self):
         return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
                     opener=_private_opener)
 
 
-def setup_logging(level: int = logging.INFO, file: str | None = None, process: str | None = None) -> None:
-    """Log at `level` to stderr, and to `file` too when given.
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, for log shippers: time (UTC, ISO 8601), level, process, pid, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+                "level": record.levelname, "process": getattr(record, "proc", _process_name), "pid": record.process,
+                "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def setup_logging(level: int = logging.INFO, file: str | None = None, process: str | None = None,
+                  log_format: str = "text") -> None:
+    """Log at `level` to stderr, and to `file` too when given; `log_format` text or json.
 
     With `process` (e.g. "supervisor"), every line names the process and its pid.
     The file is private (PrivateFileHandler); raises OSError when it cannot be opened.
@@ -70,6 +89,9 @@ def setup_logging(level: int = logging.INFO, file: str | None = None, process: s
         for handler in handlers:
             handler.addFilter(_ProcessName())
     logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
+    if log_format == "json":
+        for handler in handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 class Throttle:

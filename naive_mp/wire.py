@@ -325,6 +325,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     lockstep: bool = False
     exit_at_end: bool = False
     log_level: int = 20
+    log_format: str = "text"  # or "json": one object a line
     metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 

@@ -25,10 +25,10 @@ from naive_mp.logs import setup_logging
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write charts of the run (prices and orders, equity, drawdown, traders) to this HTML file.")
 @report_options
-def backtest(tapes, symbol, config_path, set_pairs, verbose, orders_out, as_json, report_path, png_path,
+def backtest(tapes, symbol, config_path, set_pairs, verbose, quiet, orders_out, as_json, report_path, png_path,
              **filter_values):
     """Trade TAPE... (Binance trades .csv or .zip) with the paper exchange, in order."""
-    setup_logging(logging.INFO if verbose else logging.WARNING)
+    setup_logging(logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING)
     check_output(orders_out)
     report_path, png_path = outputs(report_path, png_path)
     try:

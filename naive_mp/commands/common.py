@@ -24,6 +24,7 @@ def strategy_options(command):
         *[click.option(flag, key, metavar="D", help=f"Exchange {key.replace('_', ' ')} when no exchange can be asked.")
           for key, flag in FILTER_FLAGS.items()],
         click.option("-v", "--verbose", count=True, help="More log lines (-v: every order and trader)."),
+        click.option("-q", "--quiet", is_flag=True, help="Fewer lines: only errors, and the result."),
     ]
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 

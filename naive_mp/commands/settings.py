@@ -47,8 +47,9 @@ def _texts(struct) -> dict[str, str]:
 @settings.command("set")
 @click.argument("symbol")
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing unless it fails.")
 @run_dir_option
-def set_(symbol, pairs, run_dir):
+def set_(symbol, pairs, quiet, run_dir):
     """Change SYMBOL's settings; the traders started after `naive-mp reload` use them."""
     symbol = symbol.upper()
     values = {}
@@ -62,6 +63,8 @@ def set_(symbol, pairs, run_dir):
             changes = store.change_settings(symbol, values, source="settings set")
         except SettingError as exc:
             raise click.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    if quiet:
+        return
     for change in changes:
         click.echo(f"{symbol} {change.key}: {change.old} -> {change.new}")
     if not changes:
@@ -87,11 +90,13 @@ def history(symbol, as_json, run_dir):
 
 
 @click.command()
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing unless it fails.")
 @run_dir_option
-def reload(run_dir):
+def reload(quiet, run_dir):
     """Running leaders take the stored settings for the traders they start from now on (as SIGHUP)."""
     told = tell_leaders(run_dir, "settings")
     if told is None:
         raise click.ClickException(f"no naive-mp supervisor is running on {run_dir}; "
                                    "stored settings apply at the next start")
-    click.echo(f"reloaded settings in {told} leader{'s' * (told != 1)}")
+    if not quiet:
+        click.echo(f"reloaded settings in {told} leader{'s' * (told != 1)}")

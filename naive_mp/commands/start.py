@@ -10,7 +10,7 @@ import click
 from naive_mp.commands.common import resolve_strategy, strategy_options
 from naive_mp.commands.output import check_output, write_output
 from naive_mp.commands.status import run_dir_option
-from naive_mp.logs import setup_logging
+from naive_mp.logs import LOG_FORMATS, setup_logging
 from naive_mp.runtime import rundir
 from naive_mp.wire import RunSpec
 
@@ -33,10 +33,12 @@ TAPE_SUFFIXES = (".csv", ".zip")
 @click.option("--json", "as_json", is_flag=True, help="At exit, print the summary as one JSON object.")
 @click.option("--metrics-addr", metavar="[HOST:]PORT",
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1).")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
+              help="json: one JSON object a line (stderr and the run's log), for log shippers.")
 @click.option("--fresh", is_flag=True, help="Archive the run directory's unfinished run and start a new one.")
 @run_dir_option
-def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose,
-          orders_out, as_json, metrics_addr, fresh, run_dir, **filter_values):
+def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose, quiet,
+          orders_out, as_json, metrics_addr, log_format, fresh, run_dir, **filter_values):
     """Run the whole system: supervisor, streamer, gateway, leaders, one process per trader.
 
     SYMBOL... defaults to the symbols of the replayed tapes (from their file names).
@@ -48,8 +50,8 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     speed = _speed(speed)
     check_output(orders_out)
     metrics_addr = _metrics_addr(metrics_addr)
-    level = logging.DEBUG if verbose else logging.INFO
-    setup_logging(level)
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    setup_logging(level, log_format=log_format)
     replay_symbols = _tape_symbols(tapes)
     _check_tapes(tapes, replay_symbols)
     symbols = _traded_symbols(symbol_args, replay_symbols)
@@ -58,7 +60,7 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
                    settings=settings, filters=filters,
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
                    speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level,
-                   metrics_addr=metrics_addr)
+                   metrics_addr=metrics_addr, log_format=log_format)
     run_and_report(spec, orders_out, as_json, fresh=fresh)
 
 

@@ -13,16 +13,19 @@ from naive_mp.wire import StopRequest
 @click.command()
 @click.option("--timeout", default=30.0, show_default=True, metavar="S",
               help="Seconds to wait for the whole system to stop.")
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing unless it fails.")
 @run_dir_option
-def stop(timeout, run_dir):
+def stop(timeout, quiet, run_dir):
     """Stop the running system cleanly (the same path as SIGTERM) and wait until it is gone."""
     reply = ask_or_fail(run_dir, StopRequest())
-    click.echo(f"stopping naive-mp (supervisor pid {reply.pid}) on {run_dir} ...", err=True)
+    if not quiet:
+        click.echo(f"stopping naive-mp (supervisor pid {reply.pid}) on {run_dir} ...", err=True)
     if not wait_gone(reply.pid, timeout):
         raise click.ClickException(
             f"the supervisor (pid {reply.pid}) still runs after {timeout:g} s; "
             f"see {log_path(run_dir)}, or end it with `kill {reply.pid}`")
-    click.echo(f"stopped naive-mp on {run_dir}")
+    if not quiet:
+        click.echo(f"stopped naive-mp on {run_dir}")
 
 
 def wait_gone(pid: int, timeout_s: float) -> bool:

@@ -32,14 +32,14 @@ COLUMNS = ("realized_pnl", "cycles", "orders_placed", "orders_open", "fees", "po
 @click.option("--json", "as_json", is_flag=True, help="Print every row as one JSON list instead of the table.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False),
               help="Also write every row to this CSV file ('-': stdout).")
-def sweep_command(tapes, grids, by, top, workers, symbol, config_path, set_pairs, verbose, as_json, csv_out,
+def sweep_command(tapes, grids, by, top, workers, symbol, config_path, set_pairs, verbose, quiet, as_json, csv_out,
                   **filter_values):
     """Backtest every combination of the --grid values over TAPE..., read once, on all cores.
 
     Each row equals `naive-mp backtest` with those settings. Prints the ranked
     table and the best settings as a [symbols.SYMBOL] table for the config file.
     """
-    setup_logging(logging.WARNING)
+    setup_logging(logging.ERROR if quiet else logging.WARNING)
     check_output(csv_out, "--csv")
     try:
         symbols = [symbol.upper() if symbol else symbol_from_path(path) for path in tapes]
@@ -55,7 +55,7 @@ def sweep_command(tapes, grids, by, top, workers, symbol, config_path, set_pairs
     except TapeError as exc:
         raise click.ClickException(str(exc)) from None
     began = time.perf_counter()
-    rows = _run(read, settings, filters, combos, workers, show=not as_json and sys.stderr.isatty())
+    rows = _run(read, settings, filters, combos, workers, show=not (as_json or quiet) and sys.stderr.isatty())
     took = time.perf_counter() - began
     best = ranked(rows, by)
     if csv_out:

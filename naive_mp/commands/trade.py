@@ -15,8 +15,9 @@ MEANING = {
 @click.command()
 @click.argument("action", type=click.Choice(["start", "stop", "shutdown"]))
 @click.argument("symbol")
+@click.option("-q", "--quiet", is_flag=True, help="Say nothing unless it fails.")
 @run_dir_option
-def trade(action, symbol, run_dir):
+def trade(action, symbol, quiet, run_dir):
     """Start trading SYMBOL, stop it now (states and orders kept), or shut it down gracefully.
 
     Kept in the run directory's store: it holds across restarts, and works
@@ -27,4 +28,5 @@ def trade(action, symbol, run_dir):
         store.set_trading(symbol, action)
     told = tell_leaders(run_dir, "trading")
     where = "now" if told else "from the next `naive-mp start`"
-    click.echo(f"{symbol}: {MEANING[action]}, {where}")
+    if not quiet:
+        click.echo(f"{symbol}: {MEANING[action]}, {where}")

@@ -140,7 +140,7 @@ class Supervisor:
         set_title("supervisor")
         log_file = rundir.log_path(run_dir)
         try:
-            setup_logging(self.spec.log_level, str(log_file), process="supervisor")
+            setup_logging(self.spec.log_level, str(log_file), process="supervisor", log_format=self.spec.log_format)
         except OSError as exc:
             raise rundir.RunDirError(rundir.cannot_open(log_file, exc)) from None
         become_subreaper()

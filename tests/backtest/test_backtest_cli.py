@@ -130,3 +130,16 @@ def test_a_cycle_whose_sell_was_placed_again_counts_once_in_the_summary():
               order(3, "X-1-1-S2", "SELL", "2", "FILLED")]
     s = summarize("X", orders, D("0"), 3, 1, D("2"))
     assert (s.cycles, s.realized_pnl, s.position_qty) == (1, D("10"), D("0"))
+
+
+def test_quiet_backtest_prints_only_the_result(tmp_path):
+    import subprocess
+    import sys
+    tape = tmp_path / "XRPUSDT-trades-2019-06-01.csv"
+    tape.write_text("".join(f"{i},0.4{i % 7},1.0,0.4,{1559347200000 + i},True,True\n" for i in range(1, 200)))
+    loud = subprocess.run([sys.executable, "-m", "naive_mp", "backtest", str(tape), "--tick-size", "0.01",
+                           "--step-size", "0.1", "--json"], capture_output=True, text=True)
+    quiet = subprocess.run([sys.executable, "-m", "naive_mp", "backtest", str(tape), "--tick-size", "0.01",
+                            "--step-size", "0.1", "--json", "-q"], capture_output=True, text=True)
+    assert "no min_qty given" in loud.stderr and quiet.stderr == ""
+    assert quiet.stdout.split('"elapsed_s"')[0] == loud.stdout.split('"elapsed_s"')[0]

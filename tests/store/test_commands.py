@@ -66,3 +66,10 @@ def test_commands_on_a_directory_without_a_run_say_so(tmp_path):
     for args in (["orders"], ["settings", "show"], ["trade", "stop", "X"]):
         out = cli(*args, "--run-dir", tmp_path)
         assert out.exit_code == 1 and "no run in" in out.output
+
+
+def test_quiet_commands_say_nothing_unless_they_fail(run_dir):
+    assert cli("trade", "stop", "XRPUSDT", "-q", "--run-dir", run_dir).output == ""
+    assert cli("settings", "set", "XRPUSDT", "chunks=3", "-q", "--run-dir", run_dir).output == ""
+    failed = cli("trade", "stop", "NOPE", "-q", "--run-dir", run_dir)
+    assert failed.exit_code == 1 and "NOPE" in failed.output
