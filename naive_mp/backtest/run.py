@@ -8,19 +8,21 @@ import msgspec
 from naive_mp.backtest.engine import Backtest
 from naive_mp.backtest.report import Summary, combine, summarize, summary_dict
 from naive_mp.backtest.tape import read_tape
-from naive_mp.core.paper import Order
+from naive_mp.core.paper import Fill, Order
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.report.symbols import PriceTrack, SymbolReport, report, report_dict
 
 
 class Result(msgspec.Struct, kw_only=True):
-    """The run-wide summary, one per symbol (and its readable report), and every order."""
+    """The run-wide summary, one per symbol (and its readable report), every order and fill, and the tapes."""
 
     summary: Summary
     per_symbol: list[Summary]
     orders: list[Order]
     elapsed_s: float
     reports: list[SymbolReport] = []
+    fills: list[Fill] = []
+    tapes: list = []  # the Tapes traded, for charts of their prices
 
 
 def run_backtest(paths: list[str], symbols: list[str], settings: dict[str, Settings],
@@ -53,7 +55,8 @@ def trade_tapes(tapes: list, settings: dict[str, Settings], filters: dict[str, F
     reports = [report(s, [o for o in orders if o.symbol == s.symbol], fills[s.symbol], engine.exchange.fee,
                       settings[s.symbol].budget, tracks[s.symbol]) for s in per_symbol]
     return Result(summary=combine(per_symbol), per_symbol=per_symbol, orders=orders,
-                  elapsed_s=time.perf_counter() - started, reports=reports)
+                  elapsed_s=time.perf_counter() - started, reports=reports, fills=engine.exchange.fills,
+                  tapes=tapes)
 
 
 def result_data(result: Result) -> dict:

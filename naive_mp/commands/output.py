@@ -1,4 +1,4 @@
-"""The files a command writes for its user (--orders-out): checked first, written safely.
+"""The files a command writes for its user (--orders-out, --report, --png): checked first, written safely.
 
 What a target is decides how it is written:
 
@@ -37,12 +37,13 @@ def check_output(path: str | None, option: str = "--orders-out") -> None:
         raise click.BadParameter(problem, param_hint=option)
 
 
-def write_output(path: str, text: str, option: str = "--orders-out") -> None:
-    """Write `text` to the output file `path` as its kind asks (see the module); exit 1 on failure."""
+def write_output(path: str, text: str | bytes, option: str = "--orders-out") -> None:
+    """Write `text` (or bytes: a PNG) to the output file `path` as its kind asks (see the module); exit 1 on failure."""
     try:
         if path == STDOUT:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            out = sys.stdout.buffer if isinstance(text, bytes) else sys.stdout
+            out.write(text)
+            out.flush()
         elif _is_special(path):
             _write_in_place(path, text)
         else:
@@ -83,15 +84,20 @@ def _problem(path: str) -> str | None:
     return None
 
 
-def _write_in_place(path: str, text: str) -> None:
-    with open(path, "w", newline="") as f:  # closing flushes: ENOSPC surfaces here at the latest
+def _opening(text: str | bytes) -> dict:
+    """open()'s mode for text (newlines as given) or for bytes."""
+    return {"mode": "wb"} if isinstance(text, bytes) else {"mode": "w", "newline": ""}
+
+
+def _write_in_place(path: str, text: str | bytes) -> None:
+    with open(path, **_opening(text)) as f:  # closing flushes: ENOSPC surfaces here at the latest
         f.write(text)
 
 
-def _replace_atomically(target: Path, text: str) -> None:
+def _replace_atomically(target: Path, text: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with os.fdopen(fd, **_opening(text)) as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(text)
             f.flush()

@@ -152,20 +152,30 @@ TABLE_COLUMNS = ("SYMBOL", "PERIOD (UTC)", "TRADES", "ORDERS", "CYCLES", "WON", 
 
 def table(summaries: list[Summary], reports: list[SymbolReport], elapsed_s: float) -> str:
     """One row per symbol, each amount with its currency; a total row per quote currency held by several."""
-    rows = [TABLE_COLUMNS] + [_row(s, r) for s, r in zip(summaries, reports)]
+    rows = [TABLE_COLUMNS] + table_rows(summaries, reports)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+             for row in rows]
+    return "\n".join(lines + held_lines(summaries, reports) + [f"elapsed {elapsed_s:.3f} s"])
+
+
+def table_rows(summaries: list[Summary], reports: list[SymbolReport]) -> list[tuple[str, ...]]:
+    """The table's rows under TABLE_COLUMNS: one per symbol, then a total per quote currency held by several."""
+    rows = [_row(s, r) for s, r in zip(summaries, reports)]
     by_quote: dict[str, list[int]] = {}
     for i, r in enumerate(reports):
         by_quote.setdefault(r.quote, []).append(i)
     for quote, members in by_quote.items():
         if len(members) > 1 and quote != "?":
             rows.append(_total(quote, [summaries[i] for i in members], [reports[i] for i in members]))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
-    lines = ["  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-             for row in rows]
-    held = [f"{s.symbol}: {fmt(s.position_qty)} {r.base} held, bought for {fmt(s.position_cost)} {r.quote}, "
+    return rows
+
+
+def held_lines(summaries: list[Summary], reports: list[SymbolReport]) -> list[str]:
+    """What each symbol still holds at the end, one line each (symbols holding nothing have none)."""
+    return [f"{s.symbol}: {fmt(s.position_qty)} {r.base} held, bought for {fmt(s.position_cost)} {r.quote}, "
             f"last price {fmt(s.last_price) if s.last_price is not None else '-'} {r.quote}"
             for s, r in zip(summaries, reports) if s.position_qty]
-    return "\n".join(lines + held + [f"elapsed {elapsed_s:.3f} s"])
 
 
 def _period(r: SymbolReport) -> str:
