@@ -1,0 +1,100 @@
+"""Paper trading on the live market: the real streamer, python-binance and a fake Binance on 127.0.0.1."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+import ledger
+from fakebinance import FakeBinance, FakeTrade
+from tree import Tree, naive_mp, write_tape
+
+LEVELS = ["1.0000", "0.9970", "0.9960", "1.0020"]  # BUYs fill, rebuys fire, SELLs fill, traders are replaced
+EXCHANGE_INFO = {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": [
+    {"symbol": "TESTUSDT", "status": "TRADING", "baseAsset": "TEST", "quoteAsset": "USDT", "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "0.0001", "maxPrice": "1000.0000", "tickSize": "0.0001"},
+        {"filterType": "LOT_SIZE", "minQty": "0.01", "maxQty": "100000.00", "stepSize": "0.01"},
+        {"filterType": "NOTIONAL", "minNotional": "1.00", "applyMinToMarket": True}]}]}
+FIRST_ID = 5_000_000
+
+
+def wavy(n: int) -> list[FakeTrade]:
+    return [FakeTrade(FIRST_ID + i, LEVELS[(i // 10) % 4], "1.00", 1_723_161_255_000 + 20 * i) for i in range(n)]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    with FakeBinance({"TESTUSDT": wavy(400)}, exchange_info=EXCHANGE_INFO) as server:
+        monkeypatch.setenv("NAIVE_MP_BINANCE_API_URL", server.api_url)
+        monkeypatch.setenv("NAIVE_MP_BINANCE_STREAM_URL", server.stream_url)
+        yield server
+
+
+def gateway_trades(t: Tree) -> int:
+    found = t.processes("gateway")
+    return int(found[0]["state"].split()[1].rstrip(",").replace(",", "")) if found else -1
+
+
+def stop(t: Tree) -> dict:
+    naive_mp("stop", "--run-dir", t.run_dir, check=True)
+    t.wait(timeout=60)
+    return json.loads((t.run_dir / "summary.json").read_text())
+
+
+def test_a_paper_session_on_the_live_stream_trades_every_printed_trade_once(fake, tmp_path):
+    t = Tree(tmp_path / "run", "TESTUSDT")
+    try:
+        t.wait_for(lambda: t.processes("trader"), timeout=30)
+        fake.play(interval_s=0.01)
+        fake.wait_played(timeout=60)
+        t.wait_for(lambda: gateway_trades(t) == 400, timeout=30)
+        assert "live, 400 sent" in t.processes("streamer")[0]["state"]
+        summary = stop(t)
+    finally:
+        t.kill_all()
+    assert summary["events"] == 400 and summary["lost_events"] == 0
+    assert summary["orders_filled"] >= 6 and summary["cycles"] >= 2
+    assert ledger.invariant_errors(t.run_dir, chunks=5) == []
+    cache = json.loads((t.run_dir / "exchange-info.json").read_text())
+    assert "TESTUSDT" in json.dumps(cache), "the filters are cached for an offline replay"
+    # an offline replay of that symbol needs no filter flags: the run directory has them
+    tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", LEVELS * 10)
+    replay = naive_mp("start", "--replay", tape, "--exit-at-end", "--fresh", "--run-dir", t.run_dir, "--json")
+    assert replay.returncode == 0, replay.stderr[-2000:]
+
+
+def test_a_killed_streamer_s_successor_backfills_from_the_last_id_it_published(fake, tmp_path):
+    t = Tree(tmp_path / "run", "TESTUSDT")
+    try:
+        t.wait_for(lambda: t.processes("trader"), timeout=30)
+        fake.play(interval_s=0.01)
+        t.wait_for(lambda: gateway_trades(t) >= 120, timeout=30)
+        streamer = t.processes("streamer")[0]
+        os.kill(streamer["pid"], signal.SIGKILL)
+        t.wait_for(lambda: (s := t.processes("streamer")) and s[0]["pid"] != streamer["pid"], timeout=30)
+        fake.wait_played(timeout=60)
+        t.wait_for(lambda: gateway_trades(t) == 400, timeout=30)
+        time.sleep(0.5)
+        assert gateway_trades(t) == 400, "nothing applied twice"
+        summary = stop(t)
+    finally:
+        t.kill_all()
+    assert summary["events"] == 400 and summary["lost_events"] == 0
+    assert fake.rest_calls["historicalTrades"] >= 1, "the successor asked REST for what it had not published"
+    assert ledger.invariant_errors(t.run_dir, chunks=5) == []
+
+
+def test_offline_start_fails_in_seconds_pointing_at_replay_and_demo(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAIVE_MP_BINANCE_API_URL", "http://127.0.0.1:9")
+    began = time.monotonic()
+    out = naive_mp("start", "XRPUSDT", "--run-dir", tmp_path / "run")
+    assert out.returncode == 1 and time.monotonic() - began < 20
+    assert "cannot be reached" in out.stderr and "--replay" in out.stderr and "naive-mp demo" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_an_unknown_symbol_is_refused_naming_it(fake, tmp_path):
+    out = naive_mp("start", "TESTUSDT", "NOPEUSDT", "--run-dir", tmp_path / "run")
+    assert out.returncode == 1 and "NOPEUSDT" in out.stderr and "Traceback" not in out.stderr
