@@ -6,6 +6,7 @@ from naive_mp.commands.backtest import backtest
 from naive_mp.commands.demo import demo
 from naive_mp.commands.download import download
 from naive_mp.commands.orders import orders
+from naive_mp.commands.record import record
 from naive_mp.commands.report import report_command
 from naive_mp.commands.settings import reload, settings
 from naive_mp.commands.start import start
@@ -31,5 +32,6 @@ main.add_command(orders)
 main.add_command(settings)
 main.add_command(reload)
 main.add_command(trade)
+main.add_command(record)
 main.add_command(sweep_command, name="sweep")
 main.add_command(report_command, name="report")

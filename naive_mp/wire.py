@@ -66,9 +66,13 @@ class Wire(msgspec.Struct, frozen=True, tag=True, array_like=True):
 
 
 class Trade(msgspec.Struct, frozen=True, array_like=True):
+    """One trade; the live market also gives its quantity and side, which `record` writes to tapes."""
+
     trade_id: int
     price: Decimal
     time_us: int
+    qty: Decimal | None = None
+    buyer_maker: bool | None = None
 
 
 class TradeBatch(Wire):
@@ -330,6 +334,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     replay_trades: list[int] = []  # trades in each tape, for the replay's progress and ETA
     progress: bool = False  # log the replay's progress now and then (a person watches the terminal)
     endpoints: Endpoints | None = None  # Binance's, for the live trade stream
+    record_dir: str | None = None  # live: also write the trades published to daily tapes here
     metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 

@@ -37,10 +37,12 @@ TAPE_SUFFIXES = (".csv", ".zip")
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1).")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
               help="json: one JSON object a line (stderr and the run's log), for log shippers.")
+@click.option("--record", "record_dir", type=click.Path(file_okay=False),
+              help="Live: also write the trades to daily tapes in this folder, as `naive-mp record`.")
 @click.option("--fresh", is_flag=True, help="Archive the run directory's unfinished run and start a new one.")
 @run_dir_option
 def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose, quiet,
-          orders_out, as_json, metrics_addr, log_format, fresh, run_dir, **filter_values):
+          orders_out, as_json, metrics_addr, log_format, record_dir, fresh, run_dir, **filter_values):
     """Run the whole system: supervisor, streamer, gateway, leaders, one process per trader.
 
     SYMBOL... defaults to the symbols of the replayed tapes (from their file names).
@@ -49,6 +51,8 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     """
     symbol_args, tapes = _split_args(args, tapes)
     _check_source(live, tapes, symbol_args, lockstep, exit_at_end)
+    if record_dir and tapes:
+        raise click.UsageError("--record writes the live market's trades: it does not go with --replay")
     speed = _speed(speed)
     check_output(orders_out)
     metrics_addr = _metrics_addr(metrics_addr)
@@ -66,7 +70,8 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
                    speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level,
                    metrics_addr=metrics_addr, log_format=log_format, replay_trades=replay_trades,
-                   progress=not as_json and not quiet and sys.stderr.isatty())
+                   progress=not as_json and not quiet and sys.stderr.isatty(),
+                   record_dir=str(Path(record_dir).absolute()) if record_dir else None)
     run_and_report(spec, orders_out, as_json, fresh=fresh, asked=asked)
 
 

@@ -53,7 +53,7 @@ class TradeEvent(msgspec.Struct, frozen=True, tag_field="e", tag="trade"):
 
     def trade(self) -> wire.Trade:
         """What the streamer publishes."""
-        return wire.Trade(self.t, self.p, self.T * 1000)
+        return wire.Trade(self.t, self.p, self.T * 1000, self.q, self.m)
 
 
 class ServerShutdown(msgspec.Struct, frozen=True, tag_field="e", tag="serverShutdown"):
@@ -79,19 +79,21 @@ class Malformed(msgspec.Struct, frozen=True):
     frame: str
 
 
-class RestTrade(msgspec.Struct, frozen=True, rename={"trade_id": "id", "time_ms": "time"}):
-    """One trade of `historicalTrades` (quoteQty, isBuyerMaker, isBestMatch are not needed)."""
+class RestTrade(msgspec.Struct, frozen=True,
+                rename={"trade_id": "id", "time_ms": "time", "buyer_maker": "isBuyerMaker"}):
+    """One trade of `historicalTrades` (quoteQty and isBestMatch are not needed)."""
 
     trade_id: NonNegative
     price: Decimal
     time_ms: NonNegative
     qty: Decimal = Decimal(0)
+    buyer_maker: bool = False
 
     def __post_init__(self):
         _check_price(self.price)
 
     def trade(self) -> wire.Trade:
-        return wire.Trade(self.trade_id, self.price, self.time_ms * 1000)
+        return wire.Trade(self.trade_id, self.price, self.time_ms * 1000, self.qty, self.buyer_maker)
 
 
 _combined = msgspec.json.Decoder(Combined)

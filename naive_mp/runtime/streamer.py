@@ -20,6 +20,7 @@ import zmq
 
 from naive_mp import wire
 from naive_mp.core import order
+from naive_mp.data.recorder import DailyTapes
 from naive_mp.backtest.tape import read_tape
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
@@ -195,6 +196,7 @@ class Streamer:
         where = self.spec.endpoints
         self.live = LiveTrades(self.spec.symbols, last_ids=self.position["last_ids"], api_url=where.api_url,
                                stream_url=where.stream_url)
+        self.recorder = DailyTapes(self.spec.record_dir) if self.spec.record_dir else None
         self.live.start()
         self.poller.register(self.live.fileno(), zmq.POLLIN)
         log.info("live trades of %s from %s", ", ".join(self.spec.symbols), where.stream_url)
@@ -214,6 +216,8 @@ class Streamer:
         self.position["seq"][symbol] = seq + len(trades) - 1
         self.position["last_ids"][symbol] = trades[-1].trade_id
         self.sent += len(trades)
+        if self.recorder is not None:  # idempotent: what a successor publishes again is not written twice
+            self.recorder.write(symbol, trades)
 
     def _stream_tape(self, tape) -> None:
         symbol, n = tape.symbol, len(tape)

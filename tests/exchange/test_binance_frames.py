@@ -21,7 +21,8 @@ def test_every_real_combined_frame_decodes(binance_data):
         data = json.loads(line)["data"]
         event = decode_frame(line)
         assert type(event) is TradeEvent
-        assert event.trade() == wire.Trade(data["t"], Decimal(data["p"]), data["T"] * 1000)
+        assert event.trade() == wire.Trade(data["t"], Decimal(data["p"]), data["T"] * 1000, Decimal(data["q"]),
+                                           data["m"])
         assert (event.s, event.q, event.m) == ("BTCUSDT", Decimal(data["q"]), data["m"])
 
 
@@ -70,12 +71,13 @@ def test_malformed_frames(frame, why):
 
 def test_optional_fields_may_go():
     event = decode_frame(_frame(E=None, q=None, m=None, M=None))
-    assert event.trade() == wire.Trade(7, Decimal("1.5"), 1000)
+    assert event.trade() == wire.Trade(7, Decimal("1.5"), 1000, Decimal(0), False)
 
 
 def test_rest_trades(binance_data):
     trades = rest_trades(json.loads(binance_data("rest/trades.json").read_text()))
-    assert [t.trade() for t in trades] == [wire.Trade(28457, Decimal("4.00000100"), 1499865549590000)]
+    assert [t.trade() for t in trades] == [wire.Trade(28457, Decimal("4.00000100"), 1499865549590000,
+                                                      Decimal("12.00000000"), True)]
     with pytest.raises(Exception):
         rest_trades([{"id": 1, "price": "0", "time": 5}])
 

@@ -29,7 +29,8 @@ def btc(binance_data):
 
 
 def expected(fake: FakeBinance, symbol: str, after: int | None = None) -> list[wire.Trade]:
-    return [wire.Trade(t.id, Decimal(t.price), t.time_ms * 1000) for t in fake.printed(symbol)
+    return [wire.Trade(t.id, Decimal(t.price), t.time_ms * 1000, Decimal(t.qty), t.buyer_maker)
+            for t in fake.printed(symbol)
             if after is None or t.id > after]
 
 
@@ -70,7 +71,8 @@ def test_normal_stream_of_two_symbols(btc):
         got = drain(live, {"BTCUSDT": N, "ETHUSDT": 600})
         stats = live.stats()
     assert got["BTCUSDT"] == expected(fake, "BTCUSDT") and got["ETHUSDT"] == expected(fake, "ETHUSDT")
-    assert got["BTCUSDT"][0] == wire.Trade(3735683259, Decimal("61837.63000000"), 1723161255342000)
+    assert got["BTCUSDT"][0] == wire.Trade(3735683259, Decimal("61837.63000000"), 1723161255342000,
+                                           Decimal("0.02000000"), True)
     assert (stats.messages, stats.live, stats.backfilled, stats.gaps, stats.malformed) == (N + 600, N + 600, 0, 0, 0)
     assert sum(stats.reconnects.values()) == 0 and fake.connections == 1
     assert stats.last_ids == {"BTCUSDT": btc[-1].id, "ETHUSDT": eth[-1].id}

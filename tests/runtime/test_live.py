@@ -6,9 +6,12 @@ import signal
 import time
 
 import pytest
+from decimal import Decimal
+
+from naive_mp.core.money import fmt
 
 import ledger
-from fakebinance import FakeBinance, FakeTrade
+from fakebinance import FakeBinance, FakeTrade, wait_until
 from tree import Tree, naive_mp, write_tape
 
 LEVELS = ["1.0000", "0.9970", "0.9960", "1.0020"]  # BUYs fill, rebuys fire, SELLs fill, traders are replaced
@@ -44,9 +47,9 @@ def stop(t: Tree) -> dict:
 
 
 def test_a_paper_session_on_the_live_stream_trades_every_printed_trade_once(fake, tmp_path):
-    t = Tree(tmp_path / "run", "TESTUSDT")
+    t = Tree(tmp_path / "run", "TESTUSDT", "--record", tmp_path / "tapes")
     try:
-        t.wait_for(lambda: t.processes("trader"), timeout=30)
+        t.wait_for(lambda: t.processes("trader") and fake.open_connections() >= 1, timeout=30)
         fake.play(interval_s=0.01)
         fake.wait_played(timeout=60)
         t.wait_for(lambda: gateway_trades(t) == 400, timeout=30)
@@ -57,6 +60,8 @@ def test_a_paper_session_on_the_live_stream_trades_every_printed_trade_once(fake
     assert summary["events"] == 400 and summary["lost_events"] == 0
     assert summary["orders_filled"] >= 6 and summary["cycles"] >= 2
     assert ledger.invariant_errors(t.run_dir, chunks=5) == []
+    (recorded,) = (tmp_path / "tapes").glob("TESTUSDT-trades-*.csv")
+    assert recorded.read_text() == "".join(line_of(t) for t in fake.printed("TESTUSDT"))
     cache = json.loads((t.run_dir / "exchange-info.json").read_text())
     assert "TESTUSDT" in json.dumps(cache), "the filters are cached for an offline replay"
     # an offline replay of that symbol needs no filter flags: the run directory has them
@@ -65,10 +70,41 @@ def test_a_paper_session_on_the_live_stream_trades_every_printed_trade_once(fake
     assert replay.returncode == 0, replay.stderr[-2000:]
 
 
+def line_of(trade: FakeTrade) -> str:
+    """The archive's line of a trade: id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch."""
+    price, qty = Decimal(trade.price), Decimal(trade.qty)
+    return f"{trade.id},{fmt(price)},{fmt(qty)},{fmt(price * qty)},{trade.time_ms},{trade.buyer_maker},True\n"
+
+
+def test_record_writes_tapes_that_backtest_reads_as_the_same_trades(fake, tmp_path):
+    import subprocess
+    import sys
+    folder = tmp_path / "tapes"
+    rec = subprocess.Popen([sys.executable, "-m", "naive_mp", "record", "testusdt", "--dir", str(folder)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: fake.open_connections() >= 1, timeout=30), "record connects to the stream"
+        fake.play(interval_s=0.002, per_tick=5)
+        fake.wait_played(timeout=60)
+        deadline = time.monotonic() + 20
+        while sum(len(p.read_text().splitlines()) for p in folder.glob("*.csv")) < 400:
+            assert time.monotonic() < deadline and rec.poll() is None, rec.stderr.read() if rec.poll() else ""
+            time.sleep(0.1)
+        rec.send_signal(signal.SIGINT)
+        out, err = rec.communicate(timeout=20)
+    finally:
+        rec.kill()
+    assert rec.returncode == 0 and "recorded 400 trades" in out, err[-2000:]
+    (tape,) = folder.glob("TESTUSDT-trades-2024-08-0*.csv")
+    assert tape.read_text() == "".join(line_of(t) for t in fake.printed("TESTUSDT"))
+    result = naive_mp("backtest", tape, "--tick-size", "0.0001", "--step-size", "0.01", "--json", check=True)
+    assert json.loads(result.stdout)["events"] == 400
+
+
 def test_a_killed_streamer_s_successor_backfills_from_the_last_id_it_published(fake, tmp_path):
     t = Tree(tmp_path / "run", "TESTUSDT")
     try:
-        t.wait_for(lambda: t.processes("trader"), timeout=30)
+        t.wait_for(lambda: t.processes("trader") and fake.open_connections() >= 1, timeout=30)
         fake.play(interval_s=0.01)
         t.wait_for(lambda: gateway_trades(t) >= 120, timeout=30)
         streamer = t.processes("streamer")[0]
