@@ -312,8 +312,8 @@ def test_status_and_stop_commands_against_a_running_supervisor(supervisor):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--live"], "live trading arrives with the Binance issue"),
-    ([], "a source of trades is needed"),
+    (["--live"], "--live (real orders) arrives with the Binance orders issue"),
+    ([], "name the symbols to paper-trade on the live market"),
     (["--lockstep"], "--lockstep needs --replay TAPE"),
     (["--exit-at-end"], "--exit-at-end needs --replay TAPE"),
     (["--speed", "fast", "--replay", __file__], "--speed"),
