@@ -148,6 +148,7 @@ def stage_torture(args, base: Path) -> None:
     print(f"  {sum(kills.values())} kills in {runs} runs ({took:.0f} s): "
           + ", ".join(f"{role} {n}" for role, n in kills.most_common()))
     print(f"  {order_total} orders; problems found: {dict(problems) or 0}")
+    print(f"  from the logs: {dict(EVENTS)} (restarts: a child restarted by the supervisor, or a trader back up)")
 
 
 def _torture_run(folder: Path, rng, roles, kills: Counter, limit: int, problems: Counter) -> int:
@@ -176,9 +177,16 @@ def _torture_run(folder: Path, rng, roles, kills: Counter, limit: int, problems:
     finally:
         t.kill_all()
     _count(problems, invariant_errors(run_dir, chunks=5))
-    if "Traceback" in t.log():
+    log = t.log()
+    if "Traceback" in log:
         problems["traceback in the log"] += 1
+    EVENTS["restarts"] += len(re.findall(r"restarting \S+ in |back up \(pid", log))
+    EVENTS["give-ups"] += log.count("giving up on")
+    EVENTS["crashed by an exception"] += log.count("crashed:")
     return len(orders(run_dir))
+
+
+EVENTS: Counter = Counter()  # restarts, give-ups and crashes seen in the torture's logs
 
 
 def _count(problems: Counter, errors: list[str]) -> None:

@@ -335,6 +335,8 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     progress: bool = False  # log the replay's progress now and then (a person watches the terminal)
     endpoints: Endpoints | None = None  # Binance's, for the live trade stream
     record_dir: str | None = None  # live: also write the trades published to daily tapes here
+    stream_silence_s: float = 60.0  # live: a connection silent this long is replaced
+    stream_max_age_s: float = 23.5 * 3600  # live: replaced before Binance's 24 h cut
     metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 

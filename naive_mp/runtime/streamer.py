@@ -195,7 +195,8 @@ class Streamer:
         from naive_mp.exchange.binance_stream import LiveTrades
         where = self.spec.endpoints
         self.live = LiveTrades(self.spec.symbols, last_ids=self.position["last_ids"], api_url=where.api_url,
-                               stream_url=where.stream_url)
+                               stream_url=where.stream_url, silence_s=self.spec.stream_silence_s,
+                               max_age_s=self.spec.stream_max_age_s)
         self.recorder = DailyTapes(self.spec.record_dir) if self.spec.record_dir else None
         self.live.start()
         self.poller.register(self.live.fileno(), zmq.POLLIN)

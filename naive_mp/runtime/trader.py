@@ -39,6 +39,9 @@ from naive_mp.runtime.streams import subscriber
 log = logging.getLogger("naive_mp.trader")
 
 REPORT_RETRY_S = 1.0
+# A subscription reaches the streamer a little after we ask: a batch published before
+# this long after the ask may have had predecessors we were never sent.
+RESYNC_GRACE_NS = 100_000_000
 WELCOME_WAIT_S = 5.0
 BEAT_S = 1.0  # a TraderBeat to the leader this often: it kills a trader silent for RunSpec.trader_stale_s
 
@@ -61,6 +64,7 @@ class TraderProcess:
         self.conducted = False  # lockstep: inside a Handle, the Done carries the state
         self.reported: TraderState | None = None
         self.rebuy_unacked = False  # a rebuy notice not yet acked rides on every report until it is
+        self.resync_after_ns = 0  # batches published before this are not checked for gaps
         self.next_beat = 0.0
 
     # -- boot -----------------------------------------------------------------
@@ -83,6 +87,7 @@ class TraderProcess:
         if not self.spec.lockstep:
             self.trades = self._subscribe("trades", [wire.trade_topic(symbol), wire.END_TOPIC])
             self.listening = True
+            self.resync_after_ns = time.monotonic_ns() + RESYNC_GRACE_NS
             self.own_topic = wire.update_topic(symbol, tid)
             self.welcomed = False
             self.updates = self._subscribe("updates", [self.own_topic])
@@ -188,6 +193,7 @@ class TraderProcess:
             option = zmq.SUBSCRIBE if wanted else zmq.UNSUBSCRIBE
             self.trades.setsockopt(option, wire.trade_topic(self.state.symbol))
             self.listening, self.next_seq = wanted, 0  # trades skipped meanwhile are no loss
+            self.resync_after_ns = time.monotonic_ns() + RESYNC_GRACE_NS
 
     @staticmethod
     def _drain(sock: zmq.Socket) -> list[bytes]:
@@ -234,7 +240,14 @@ class TraderProcess:
                                        price=trade.price, time_us=trade.time_us))
 
     def _unseen_offset(self, batch: wire.TradeBatch) -> int:
-        """Count a gap as lost trades; skip trades seen before (a restarted streamer resends)."""
+        """Count a gap as lost trades; skip trades seen before (a restarted streamer resends).
+
+        A batch published around a (re)subscription says nothing of losses: the ones
+        published while we were not subscribed were never ours (and those may arrive
+        after a batch queued before we unsubscribed). Counting starts after it.
+        """
+        if batch.sent_ns < self.resync_after_ns:
+            return max(0, self.next_seq - batch.seq) if self.next_seq else 0
         if self.next_seq and batch.seq > self.next_seq:
             self.lost += batch.seq - self.next_seq
             log.warning("%s: lost %d trades before seq %d", self.state.label, batch.seq - self.next_seq, batch.seq)

@@ -134,3 +134,34 @@ def test_offline_start_fails_in_seconds_pointing_at_replay_and_demo(tmp_path, mo
 def test_an_unknown_symbol_is_refused_naming_it(fake, tmp_path):
     out = naive_mp("start", "TESTUSDT", "NOPEUSDT", "--run-dir", tmp_path / "run")
     assert out.returncode == 1 and "NOPEUSDT" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_streamer_process_survives_drops_refusals_silence_shutdowns_cuts_bursts_and_garbage(fake, tmp_path):
+    knobs = {"spec": {"stream_silence_s": 1.0, "stream_max_age_s": 3.0}}  # Binance's 24 h cut, scaled down
+    t = Tree(tmp_path / "run", "TESTUSDT", knobs=knobs)
+    try:
+        t.wait_for(lambda: t.processes("trader") and fake.open_connections() >= 1, timeout=30)
+        fake.print_trades("TESTUSDT", 60)
+        fake.drop()
+        fake.refuse(2.0)  # reconnects refused for a while: trades printed meanwhile come back from REST
+        fake.print_trades("TESTUSDT", 60)
+        t.wait_for(lambda: gateway_trades(t) == 120, timeout=30)
+        fake.send_raw(["{not json", '{"e": "trade", "s": "TESTUSDT"}', b"\x00\x01"])
+        fake.silence()  # open, answering pings, sending nothing
+        fake.print_trades("TESTUSDT", 40)
+        t.wait_for(lambda: gateway_trades(t) == 160, timeout=30)
+        fake.server_shutdown()
+        fake.print_trades("TESTUSDT", 200)  # a burst far past python-binance's 100-message queue
+        fake.play(interval_s=0.01)
+        fake.wait_played(timeout=60)
+        t.wait_for(lambda: gateway_trades(t) == 400, timeout=30)
+        time.sleep(4)  # past the scaled-down 24 h cut at least once more
+        state = t.processes("streamer")[0]["state"]
+        summary = stop(t)
+    finally:
+        t.kill_all()
+    assert summary["events"] == 400 and summary["lost_events"] == 0
+    reconnects = int(state.split(" reconnects")[0].rsplit(", ", 1)[1])
+    assert reconnects >= 3 and "3 malformed" in state, state
+    assert fake.rest_calls["historicalTrades"] >= 1
+    assert ledger.invariant_errors(t.run_dir, chunks=5) == []
