@@ -284,9 +284,10 @@ class LeaderProcess:
             if message.req_id > proc.last_req_id:  # a resend of an old report changes nothing
                 proc.last_req_id, proc.orders = message.req_id, message.orders
                 with self.batch():  # the state and its rebuy notice: stored together, then acked
-                    self.report(message.state)
                     if isinstance(message, wire.RebuyNotice):
+                        # first: the price fell before whatever the state says since (a DONE, even)
                         self.apply(RebuyRequested(trader_id=message.state.trader_id))
+                    self.report(message.state)
             self.send_to(identity, wire.Ack(req_id=message.req_id))
         elif isinstance(message, wire.Drained):
             proc.drained = max(proc.drained, message.seq)
