@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from naive_mp.backtest.engine import Backtest  # noqa: E402
-from naive_mp.backtest.tape import read_tape  # noqa: E402
+from naive_mp.data.tapes import read_tape  # noqa: E402
 from naive_mp.core.settings import Filters, Settings  # noqa: E402
 
 DEFAULT_TAPE = ROOT.parent / "shared" / "data" / "tapes" / "XRPUSDT-trades-2019-06-01.zip"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "report"))
 import headless  # noqa: E402
 from naive_mp.backtest.run import run_backtest  # noqa: E402
-from naive_mp.backtest.tape import symbol_from_path  # noqa: E402
+from naive_mp.data.tapes import symbol_from_path  # noqa: E402
 from naive_mp.core.settings import Filters, Settings  # noqa: E402
 from naive_mp.report import page  # noqa: E402
 

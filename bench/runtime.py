@@ -317,7 +317,7 @@ def log_problems(run: Run, expected: list[str] = ()) -> tuple[dict[str, int], li
 
 def replay_gaps(tape: Path, speed: float, n: int, cap_s: float) -> list[float]:
     """Seconds between the replay's sends at `speed` (distinct trade times), capped at cap_s."""
-    from naive_mp.backtest.tape import read_tape, symbol_from_path
+    from naive_mp.data.tapes import read_tape, symbol_from_path
     times = read_tape(str(tape), symbol_from_path(str(tape))).times_us.tolist()
     gaps, last = [], times[0]
     for t in times[1:]:

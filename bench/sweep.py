@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from naive_mp.backtest.tape import read_tape, symbol_from_path  # noqa: E402
+from naive_mp.data.tapes import read_tape, symbol_from_path  # noqa: E402
 from naive_mp.core.settings import Filters, Settings  # noqa: E402
 from naive_mp.report.sweep import _JOB, combinations, parse_grid, run_one, sweep  # noqa: E402
 

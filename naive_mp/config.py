@@ -9,7 +9,6 @@ decimals, never as binary floats.
 import os
 import tomllib
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 

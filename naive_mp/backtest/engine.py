@@ -17,7 +17,7 @@ import logging
 from decimal import Decimal
 
 from naive_mp import logs
-from naive_mp.backtest.tape import Tape
+from naive_mp.data.tapes import Tape
 from naive_mp.core import leader as leader_core
 from naive_mp.core import order
 from naive_mp.core import trader as trader_core
@@ -29,13 +29,13 @@ from naive_mp.core.messages import (
     PlaceOrder,
     RebuyRequested,
     RequestRebuy,
-    StartTrader,
     TradeSeen,
     TraderReported,
     TradingStarted,
 )
 from naive_mp.core.money import EXACT, fmt
-from naive_mp.core.paper import ExchangeRefused, PaperExchange
+from naive_mp.exchange.errors import ExchangeRefused
+from naive_mp.exchange.paper import PaperExchange
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.core.state import TraderState
 

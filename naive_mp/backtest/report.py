@@ -2,15 +2,12 @@
 
 import csv
 import io
-import os
-import tempfile
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 
 from naive_mp.core.money import EXACT, ZERO, fmt
-from naive_mp.core.paper import Order
+from naive_mp.exchange.paper import Order
 
 ORDER_COLUMNS = ("order_id", "client_order_id", "symbol", "trader_id", "side", "price",
                  "quantity", "status", "placed_trade_id", "filled_trade_id")
@@ -112,16 +109,3 @@ def orders_csv(orders: list[Order]) -> str:
                          fmt(o.price), fmt(o.quantity), o.status, o.placed_trade_id,
                          "" if o.filled_trade_id is None else o.filled_trade_id))
     return out.getvalue()
-
-
-def write_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` all at once: a reader sees the old file or the whole new one."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise

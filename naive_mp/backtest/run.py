@@ -7,8 +7,8 @@ import msgspec
 
 from naive_mp.backtest.engine import Backtest
 from naive_mp.backtest.report import Summary, combine, summarize, summary_dict
-from naive_mp.backtest.tape import read_tape
-from naive_mp.core.paper import Fill, Order
+from naive_mp.data.tapes import read_tape
+from naive_mp.exchange.paper import Fill, Order
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.report.symbols import PriceTrack, SymbolReport, report, report_dict
 

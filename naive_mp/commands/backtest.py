@@ -5,9 +5,9 @@ import logging
 
 import click
 
-from naive_mp.backtest.report import orders_csv, summary_dict
+from naive_mp.backtest.report import orders_csv
 from naive_mp.backtest.run import Result, result_data, run_backtest
-from naive_mp.backtest.tape import TapeError, symbol_from_path
+from naive_mp.data.tapes import TapeError, symbol_from_path
 from naive_mp.commands.common import resolve_strategy, strategy_options
 from naive_mp.commands.output import check_output, write_output
 from naive_mp.commands.report import outputs, report_options, write_backtest_report

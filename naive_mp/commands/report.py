@@ -71,7 +71,7 @@ def report_command(html_path, png_path, run_dir):
 
 def run_sections(run, book, settings: dict, run_dir: Path) -> tuple[str, str, list]:
     """The page's title, subtitle and sections for a stored run, as far as it went."""
-    from naive_mp.backtest.tape import TapeError, read_tape, symbol_from_path
+    from naive_mp.data.tapes import TapeError, read_tape, symbol_from_path
     from naive_mp.report import page
     try:
         tapes = [read_tape(path, symbol_from_path(path)) for path in run.command.tapes]

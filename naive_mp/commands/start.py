@@ -149,7 +149,7 @@ def _speed(text: str) -> float | None:
 
 
 def _tape_symbols(tapes: list[str]) -> list[str]:
-    from naive_mp.backtest.tape import TapeError, symbol_from_path  # the tape reader is heavy (numpy)
+    from naive_mp.data.tapes import TapeError, symbol_from_path  # the tape reader is heavy (numpy)
     symbols = []
     for path in tapes:
         try:
@@ -162,7 +162,7 @@ def _tape_symbols(tapes: list[str]) -> list[str]:
 
 def _check_tapes(tapes: list[str], symbols: list[str]) -> list[int]:
     """Read every tape now (a malformed line is reported here, not by a streamer crash-looping); their lengths."""
-    from naive_mp.backtest.tape import TapeError, read_tape
+    from naive_mp.data.tapes import TapeError, read_tape
     counts = []
     for path, symbol in zip(tapes, symbols):
         try:
@@ -227,7 +227,7 @@ def _table(run_dir: Path, summary: dict, elapsed: float) -> str:
     import msgspec
 
     from naive_mp.backtest.report import Summary
-    from naive_mp.backtest.tape import read_tape, symbol_from_path
+    from naive_mp.data.tapes import read_tape, symbol_from_path
     from naive_mp.report.symbols import PriceTrack, report, table
     from naive_mp.store import Store
     summaries = [msgspec.convert(s, Summary, strict=False) for s in summary.get("per_symbol", [summary])]

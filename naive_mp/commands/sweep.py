@@ -9,7 +9,7 @@ import time
 
 import click
 
-from naive_mp.backtest.tape import TapeError, read_tape, symbol_from_path
+from naive_mp.data.tapes import TapeError, read_tape, symbol_from_path
 from naive_mp.commands.common import resolve_strategy, strategy_options
 from naive_mp.commands.output import check_output, write_output
 from naive_mp.logs import setup_logging

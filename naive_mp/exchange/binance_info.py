@@ -19,9 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import re
-import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import quote
@@ -33,6 +31,8 @@ from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from naive_mp.core.settings import Filters, SettingError
 from naive_mp.exchange.binance_urls import API_URL, SYMBOL, rest_root
+from naive_mp.exchange.errors import ExchangeInfoError, ExchangeUnreachable
+from naive_mp.files import write_atomically
 
 log = logging.getLogger("naive_mp.exchange.binance_info")
 
@@ -41,12 +41,8 @@ INVALID_SYMBOL = -1121
 CACHE_VERSION = 1
 
 
-class ExchangeInfoError(Exception):
-    """The filters could not be had; the message says why and what to do."""
 
 
-class ExchangeUnreachable(ExchangeInfoError):
-    """Binance did not answer (network, timeout, 5xx, rate limit): the cache may stand in."""
 
 
 # -- exchangeInfo -> Filters (pure) ---------------------------------------------------
@@ -216,7 +212,7 @@ def save_filters(path: str | Path, filters: dict[str, Filters], source: str = ""
                for s, c in kept.items()}
     entries.update({s: {"filters": _plain(f), "fetched_at": now, "source": source} for s, f in filters.items()})
     document = {"version": CACHE_VERSION, "symbols": dict(sorted(entries.items()))}
-    _write_atomic(path, json.dumps(document, indent=2) + "\n")
+    write_atomically(path, json.dumps(document, indent=2) + "\n")
 
 
 def _plain(filters: Filters) -> dict[str, str]:
@@ -224,27 +220,6 @@ def _plain(filters: Filters) -> dict[str, str]:
     return {key: f"{value:f}" for key, value in msgspec.structs.asdict(filters).items()}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, whole: write a temporary file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
 
 
 # -- the usual way in ----------------------------------------------------------------------

@@ -41,12 +41,11 @@ import threading
 from naive_mp import wire
 from naive_mp.exchange.binance_feed import Feed, StreamStats, Tuning
 from naive_mp.exchange.binance_urls import API_URL, STREAM_URL, SYMBOL, rest_root, stream_root
+from naive_mp.exchange.errors import LiveTradesError
 
 log = logging.getLogger("naive_mp.exchange.binance_stream")
 
 
-class LiveTradesError(RuntimeError):
-    """The live trade feed stopped on an unexpected error (a bug): the streamer should crash and be restarted."""
 
 
 class _Handoff:

@@ -20,7 +20,7 @@ import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure, SubFigure
 
-from naive_mp.core.paper import Fill, Order
+from naive_mp.exchange.paper import Fill, Order
 
 # Sides by colour (blue/orange: told apart by colour-blind readers too), and by
 # shape as well; filled orders solid, open ones hollow, canceled ones a cross.

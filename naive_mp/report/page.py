@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from naive_mp.backtest.report import Summary
 from naive_mp.core.money import fmt
-from naive_mp.core.paper import Fill, Order
+from naive_mp.exchange.paper import Fill, Order
 from naive_mp.core.settings import Settings
 from naive_mp.report.charts import Prices, draw, prices_of
 from naive_mp.report.symbols import TABLE_COLUMNS, SymbolReport, held_lines, table_rows

@@ -15,7 +15,7 @@ import numpy as np
 
 from naive_mp.backtest.report import Summary, cycle_pnls
 from naive_mp.core.money import EXACT, ZERO, fmt
-from naive_mp.core.paper import Fill, Order
+from naive_mp.exchange.paper import Fill, Order
 
 # Longest first, so that ...FDUSD is not read as ...USD.
 QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "USD", "JPY")

@@ -21,10 +21,13 @@ from pathlib import Path
 import zmq
 
 from naive_mp import wire
-from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dict, write_atomically
+from naive_mp.backtest.report import combine, orders_csv, summarize, summary_dict
 from naive_mp.core.money import fmt
 from naive_mp.core.messages import OrderCanceled, OrderFilled
-from naive_mp.core.paper import ExchangeRefused, Fill, Order, PaperExchange
+from naive_mp.exchange import Exchange
+from naive_mp.exchange.errors import ExchangeRefused
+from naive_mp.exchange.paper import Fill, Order, PaperExchange
+from naive_mp.files import write_atomically
 from naive_mp.core.settings import Settings
 from naive_mp.runtime import sockets
 from naive_mp.runtime.control import ControlLink
@@ -70,7 +73,7 @@ class Gateway:
     def __init__(self, spec: wire.RunSpec):
         self.spec = spec
         fee = spec.settings[spec.symbols[0]].fee if spec.symbols else Settings().fee
-        self.exchange = PaperExchange(spec.filters, fee)
+        self.exchange: Exchange = PaperExchange(spec.filters, fee)
         self.feeds = {symbol: SymbolFeed() for symbol in spec.filters}
         self.latencies_ns: list[int] = []
         self.latency = LatencyHistogram()

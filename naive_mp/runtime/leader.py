@@ -178,7 +178,7 @@ class LeaderProcess:
         """`trade stop`: the processes stop; their states stay cached (and stored) to resume."""
         for proc in self.procs.values():
             if proc.pid > 0 and not proc.retired:
-                _signal(proc.pid, signal.SIGTERM)
+                kids.send_signal(proc.pid, signal.SIGTERM)
 
     # -- boot and loop ------------------------------------------------------------------------
 

@@ -20,8 +20,9 @@ import zmq
 
 from naive_mp import wire
 from naive_mp.core import order
+from naive_mp.exchange import TradeSource
 from naive_mp.data.recorder import DailyTapes
-from naive_mp.backtest.tape import read_tape
+from naive_mp.data.tapes import read_tape
 from naive_mp.runtime.control import ControlLink
 from naive_mp.runtime.signals import SignalQueue
 from naive_mp.runtime import sockets
@@ -53,7 +54,7 @@ class Streamer:
         self.started_at = time.time()
         self.next_beat = 0.0
         self.saved_at = 0.0
-        self.live = None  # the live market's trades (naive_mp.exchange.binance_stream.LiveTrades)
+        self.live: TradeSource | None = None  # the live market's trades (exchange.binance_stream.LiveTrades)
         self.progress = Progress(sum(spec.replay_trades))
         self.next_progress = time.monotonic() + PROGRESS_EVERY_S
 

@@ -13,7 +13,6 @@ names (and, from NEW, the BUY it may have placed just before dying).
 
 import logging
 import os
-import signal
 import time
 
 import zmq

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import msgspec
 
-from naive_mp.core.paper import Balances, Fill, Order
+from naive_mp.exchange.paper import Balances, Fill, Order
 from naive_mp.core.settings import Filters, Settings, SettingError, with_overrides
 from naive_mp.core.state import TraderState
 from naive_mp.core.money import fmt

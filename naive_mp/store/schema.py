@@ -81,7 +81,7 @@ CREATE TABLE fills (
 );
 CREATE TABLE balances (
     symbol TEXT PRIMARY KEY,
-    record TEXT NOT NULL            -- JSON of core.paper.Balances
+    record TEXT NOT NULL            -- JSON of exchange.paper.Balances
 );
 CREATE TABLE feeds (
     symbol TEXT PRIMARY KEY,

@@ -121,7 +121,7 @@ def test_a_cycle_whose_sell_was_placed_again_counts_once_in_the_summary():
     from decimal import Decimal as D
 
     from naive_mp.backtest.report import summarize
-    from naive_mp.core.paper import Order
+    from naive_mp.exchange.paper import Order
 
     def order(oid, cid, side, price, status):
         return Order(order_id=oid, client_order_id=cid, symbol="X", trader_id=1, side=side, price=D(price),

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 
 from naive_mp.backtest.engine import Backtest
 from naive_mp.backtest.report import orders_csv
-from naive_mp.backtest.tape import Tape
+from naive_mp.data.tapes import Tape
 from naive_mp.core.money import is_multiple
 from naive_mp.core.settings import Filters, Settings
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from naive_mp.backtest.synth import synthetic_filters, write_synthetic_tape
-from naive_mp.backtest.tape import read_tape, symbol_from_path
+from naive_mp.data.tapes import read_tape, symbol_from_path
 
 FIELD_8DP = re.compile(r"[0-9]+\.[0-9]{8}\Z")
 

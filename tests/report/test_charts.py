@@ -15,7 +15,7 @@ import headless
 from naive_mp.backtest.run import run_backtest
 from naive_mp.backtest.synth import write_synthetic_tape
 from naive_mp.cli import main
-from naive_mp.core.paper import Fill, Order
+from naive_mp.exchange.paper import Fill, Order
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.report import charts
 from naive_mp.report.charts import Prices, downsample, drawdown, equity, markers, traders_alive

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from naive_mp.backtest.report import Summary
-from naive_mp.core.paper import Fill, Order
+from naive_mp.exchange.paper import Fill, Order
 from naive_mp.report.symbols import PriceTrack, max_drawdown, report, split_symbol
 
 

@@ -46,6 +46,7 @@ def test_trade_stop_keeps_states_and_orders_across_a_restart_and_start_resumes_t
     out = naive_mp("trade", "stop", "testusdt", "--run-dir", run_dir, check=True)
     assert "TESTUSDT: stopped now" in out.stdout
     t.wait_for(lambda: leader_state(t) == "stopped, 5 traders" and not t.processes("trader"))
+    assert t.processes("leader")[0]["restarts"] == 0 and "crashed" not in t.log(), "the leader stopped them, alive"
     open_before = [o for o in ledger.orders(run_dir) if o["status"] == "NEW"]
     assert len(open_before) == 5, "their SELLs stay on the exchange"
     naive_mp("stop", "--run-dir", run_dir, check=True)

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from naive_mp.cli import main
-from naive_mp.core.paper import Order
+from naive_mp.exchange.paper import Order
 from naive_mp.core.settings import Filters, Settings
 from naive_mp.store import FeedRecord, RunCommand, RunRecord, Store
 

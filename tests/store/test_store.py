@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from naive_mp.core.paper import Balances, Fill, Order
+from naive_mp.exchange.paper import Balances, Fill, Order
 from naive_mp.core.settings import Filters, Settings, SettingError
 from naive_mp.core.state import TraderState
 from naive_mp.store import FeedRecord, LeaderRecord, RunCommand, RunRecord, Store, StoreError, StreamPosition, archive

@@ -3,7 +3,7 @@ from decimal import Decimal as D
 import pytest
 
 from naive_mp.core.messages import PlaceOrder
-from naive_mp.core.paper import ExchangeRefused, PaperExchange
+from naive_mp.exchange.paper import ExchangeRefused, PaperExchange
 from naive_mp.core.settings import Filters
 
 FILTERS = {"XRPUSDT": Filters(tick_size=D("0.00001"), step_size=D("0.1"), min_qty=D("0.1"),

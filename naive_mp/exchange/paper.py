@@ -14,15 +14,9 @@ import msgspec
 from naive_mp.core.messages import OrderFilled, PlaceOrder, Side
 from naive_mp.core.money import EXACT, ZERO, is_multiple
 from naive_mp.core.settings import Filters
+from naive_mp.exchange.errors import ExchangeRefused  # noqa: F401  (here first; kept importable)
 
 
-class ExchangeRefused(Exception):
-    """The exchange said no: a normal answer for the core, not a bug."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(f"{code} {message}")
-        self.code = code
-        self.message = message
 
 
 class Order(msgspec.Struct, kw_only=True):

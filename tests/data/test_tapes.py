@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from naive_mp.backtest import tape as tape_module
-from naive_mp.backtest.tape import Tape, TapeError, read_tape, symbol_from_path
+from naive_mp.data import tapes as tape_module
+from naive_mp.data.tapes import Tape, TapeError, read_tape, symbol_from_path
 
 REAL_TAPES = [
     ("XRPUSDT-trades-2019-06-01.zip", "XRPUSDT", 117_859),
