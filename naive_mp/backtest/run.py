@@ -27,10 +27,14 @@ class Result(msgspec.Struct, kw_only=True):
 
 def run_backtest(paths: list[str], symbols: list[str], settings: dict[str, Settings],
                  filters: dict[str, Filters], *, skip_quiet: bool = True,
-                 quote_balance: Decimal | None = None) -> Result:
-    """Read and trade each tape in turn (paths[i] is traded as symbols[i])."""
+                 quote_balance: Decimal | None = None, progress=None) -> Result:
+    """Read and trade each tape in turn (paths[i] is traded as symbols[i]); `progress(1)` after each read."""
     started = time.perf_counter()
-    tapes = [read_tape(path, symbol) for path, symbol in zip(paths, symbols)]
+    tapes = []
+    for path, symbol in zip(paths, symbols):
+        tapes.append(read_tape(path, symbol))
+        if progress is not None:
+            progress(1)
     return trade_tapes(tapes, settings, filters, skip_quiet=skip_quiet, quote_balance=quote_balance,
                        started=started)
 

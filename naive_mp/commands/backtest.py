@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 
 import click
 
@@ -37,7 +38,12 @@ def backtest(tapes, symbol, config_path, set_pairs, verbose, quiet, orders_out, 
         raise click.UsageError(str(exc)) from None
     settings, filters = resolve_strategy(config_path, set_pairs, dict.fromkeys(symbols), filter_values)
     try:
-        result = run_backtest(list(tapes), symbols, settings, filters)
+        if len(tapes) > 1 and not (as_json or quiet) and sys.stderr.isatty():
+            with click.progressbar(length=len(tapes), label="reading tapes", file=sys.stderr, show_eta=True,
+                                   show_pos=True) as bar:
+                result = run_backtest(list(tapes), symbols, settings, filters, progress=bar.update)
+        else:
+            result = run_backtest(list(tapes), symbols, settings, filters)
     except TapeError as exc:
         raise click.ClickException(str(exc)) from None
     if orders_out:

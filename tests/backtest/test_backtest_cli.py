@@ -143,3 +143,30 @@ def test_quiet_backtest_prints_only_the_result(tmp_path):
                             "--step-size", "0.1", "--json", "-q"], capture_output=True, text=True)
     assert "no min_qty given" in loud.stderr and quiet.stderr == ""
     assert quiet.stdout.split('"elapsed_s"')[0] == loud.stdout.split('"elapsed_s"')[0]
+
+
+def test_several_tapes_show_a_progress_bar_on_a_terminal_only(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+    tapes = []
+    for day in (1, 2):
+        tape = tmp_path / f"XRPUSDT-trades-2019-06-0{day}.csv"
+        tape.write_text("".join(f"{day * 1000 + i},0.4{i % 7},1.0,0.4,{1559347200000 + i},True,True\n"
+                                for i in range(1, 200)))
+        tapes.append(str(tape))
+    args = [sys.executable, "-m", "naive_mp", "backtest", *tapes, "--tick-size", "0.01", "--step-size", "0.1"]
+    leader, follower = pty.openpty()
+    done = subprocess.run(args, stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60)
+    os.close(follower)
+    seen = b""
+    try:
+        while chunk := os.read(leader, 65536):
+            seen += chunk
+    except OSError:  # the terminal's other end is closed: all read
+        pass
+    os.close(leader)
+    assert done.returncode == 0 and b"reading tapes" in seen and b"2/2" in seen
+    piped = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert "reading tapes" not in piped.stderr
