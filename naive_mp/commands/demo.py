@@ -1,6 +1,7 @@
 """`naive-mp demo`: the whole multi-process system on a generated tape, offline."""
 
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,5 +49,6 @@ def demo(trades, seed, speed, keep_tape, quiet):
         spec = RunSpec(run_dir=str(run_dir), run_id=time.time_ns(), symbols=[SYMBOL], settings=settings,
                        filters=filters, replay=[str(tape)], replay_symbols=[SYMBOL],
                        speed=_speed(speed) if speed else None, lockstep=speed is None, exit_at_end=True,
-                       log_level=logging.WARNING if quiet else logging.INFO)
+                       log_level=logging.WARNING if quiet else logging.INFO, replay_trades=[trades],
+                       progress=not quiet and sys.stderr.isatty())
         run_and_report(spec)
