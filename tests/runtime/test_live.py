@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -37,7 +38,8 @@ def fake(monkeypatch):
 
 def gateway_trades(t: Tree) -> int:
     found = t.processes("gateway")
-    return int(found[0]["state"].split()[1].rstrip(",").replace(",", "")) if found else -1
+    applied = re.match(r"paper, ([\d,]+) trades", found[0]["state"]) if found else None  # else "starting"
+    return int(applied.group(1).replace(",", "")) if applied else -1
 
 
 def stop(t: Tree) -> dict:
