@@ -72,6 +72,34 @@ class JsonFormatter(logging.Formatter):
 LOG_FORMATS = ("text", "json")
 
 
+class TerminalHandler(logging.StreamHandler):
+    """stderr on a terminal: a line clears a progress line drawn there first (ProgressLine redraws it)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\r\x1b[K" + super().format(record)
+
+
+class ProgressLine:
+    """One line of progress at the bottom of a terminal, redrawn at most twice a second; nothing elsewhere."""
+
+    def __init__(self, stream, every_s: float = 0.5):
+        self.stream, self.every_s, self.next = stream, every_s, 0.0
+        self.on = stream.isatty()
+
+    def draw(self, text: str | None) -> None:
+        now = time.monotonic()
+        if not self.on or text is None or now < self.next:
+            return
+        self.next = now + self.every_s
+        self.stream.write("\r\x1b[K" + text)
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.on:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
 def setup_logging(level: int = logging.INFO, file: str | None = None, process: str | None = None,
                   log_format: str = "text") -> None:
     """Log at `level` to stderr, and to `file` too when given; `log_format` text or json.
@@ -79,7 +107,7 @@ def setup_logging(level: int = logging.INFO, file: str | None = None, process: s
     With `process` (e.g. "supervisor"), every line names the process and its pid.
     The file is private (PrivateFileHandler); raises OSError when it cannot be opened.
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [(TerminalHandler if sys.stderr.isatty() else logging.StreamHandler)(sys.stderr)]
     if file is not None:
         handlers.append(PrivateFileHandler(file))
     fmt = FORMAT

@@ -34,7 +34,6 @@ log = logging.getLogger("naive_mp.streamer")
 BATCH = 256  # most trades in one message when behind schedule (speed max)
 HEARTBEAT_S = 1.0
 SAVE_EVERY_S = 0.2
-PROGRESS_EVERY_S = 10.0
 
 
 class Stopped(Exception):
@@ -56,7 +55,6 @@ class Streamer:
         self.saved_at = 0.0
         self.live: TradeSource | None = None  # the live market's trades (exchange.binance_stream.LiveTrades)
         self.progress = Progress(sum(spec.replay_trades))
-        self.next_progress = time.monotonic() + PROGRESS_EVERY_S
 
     # -- position across restarts (the store's stream table) ----------------------------
 
@@ -158,9 +156,6 @@ class Streamer:
         self.control.beat(wire.ProcessInfo(role="streamer", pid=os.getpid(), state=state,
                                            started_at=self.started_at), samples=samples)
         self.next_beat = time.monotonic() + HEARTBEAT_S
-        if self.spec.progress and time.monotonic() >= self.next_progress:
-            log.info("replay: %s", state)
-            self.next_progress = time.monotonic() + PROGRESS_EVERY_S
 
     def _done(self) -> int:
         """Trades of the replay behind us: whole tapes, then the offset in the current one."""

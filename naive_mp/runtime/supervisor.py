@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Callable, Iterable
 import msgspec
 import zmq
 
-from naive_mp.logs import setup_logging
+from naive_mp.logs import ProgressLine, setup_logging
 from naive_mp.runtime import children as kids
 from naive_mp.runtime import rundir
 from naive_mp.runtime.control import ControlServer
@@ -107,6 +108,7 @@ class Supervisor:
         self.children = [Child(c) for c in wanted]
         self.grace_s, self.stale_s, self.boot_grace_s = grace_s, stale_s, boot_grace_s
         self.before_start = before_start
+        self.progress_line = ProgressLine(sys.stderr)
         self._preload = children is None
         self._signals: list[int] = []
         self._old_handlers: dict[int, object] = {}
@@ -180,8 +182,15 @@ class Supervisor:
                 break
             self._kill_stale()
             self._spawn_due()
+            if self.spec.progress:
+                self.progress_line.draw(self._replay_state())
             if all(child.done for child in self.children):
                 self._request_stop(0, "every process finished its work")
+
+    def _replay_state(self) -> str | None:
+        streamer = next((c for c in self.children if c.spec.role == "streamer"), None)
+        beat = streamer.beat if streamer is not None else None
+        return f"replay: {beat.process.state}" if beat is not None else None
 
     def _poll_timeout(self) -> float:
         now = time.monotonic()
@@ -410,6 +419,7 @@ class Supervisor:
             log.warning("pid %d was still running at the end: killed it", pid)
 
     def _close(self, run_dir: Path) -> None:
+        self.progress_line.clear()
         if self.control is not None:
             self.poller.unregister(self.control.socket)
             self.control.close()
