@@ -9,7 +9,7 @@ import click
 from naive_mp.backtest.report import orders_csv
 from naive_mp.backtest.run import Result, result_data, run_backtest
 from naive_mp.data.tapes import TapeError, symbol_from_path
-from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.common import progress_bar, resolve_strategy, strategy_options
 from naive_mp.commands.output import check_output, write_output
 from naive_mp.commands.report import outputs, report_options, write_backtest_report
 from naive_mp.report.symbols import table
@@ -39,8 +39,7 @@ def backtest(tapes, symbol, config_path, set_pairs, verbose, quiet, orders_out, 
     settings, filters = resolve_strategy(config_path, set_pairs, dict.fromkeys(symbols), filter_values)
     try:
         if len(tapes) > 1 and not (as_json or quiet) and sys.stderr.isatty():
-            with click.progressbar(length=len(tapes), label="reading tapes", file=sys.stderr, show_eta=True,
-                                   show_pos=True) as bar:
+            with progress_bar(len(tapes), "reading tapes", "tapes", show_pos=True) as bar:
                 result = run_backtest(list(tapes), symbols, settings, filters, progress=bar.update)
         else:
             result = run_backtest(list(tapes), symbols, settings, filters)

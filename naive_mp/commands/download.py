@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from naive_mp.commands.common import progress_bar
+
 from naive_mp.data.days import DayError, parse_days
 from naive_mp.data.download import (DEFAULT_BASE_URL, TIMEOUT_S, Archive, Outcome, Status, check_symbol,
                                     no_progress)
@@ -82,6 +84,6 @@ def _bar(label: str, total: int, done: int):
     if not total:
         yield lambda n: None
         return
-    with click.progressbar(length=total, label=label, file=sys.stderr, width=30) as bar:
+    with progress_bar(total, label, "MB", scale=1e6, width=30) as bar:
         bar.update(done)
         yield bar.update

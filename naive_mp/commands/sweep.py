@@ -10,7 +10,7 @@ import time
 import click
 
 from naive_mp.data.tapes import TapeError, read_tape, symbol_from_path
-from naive_mp.commands.common import resolve_strategy, strategy_options
+from naive_mp.commands.common import progress_bar, resolve_strategy, strategy_options
 from naive_mp.commands.output import check_output, write_output
 from naive_mp.logs import setup_logging
 from naive_mp.report.sweep import GridError, best_toml, combinations, parse_grid, ranked, sweep
@@ -72,8 +72,7 @@ def sweep_command(tapes, grids, by, top, workers, symbol, config_path, set_pairs
 def _run(tapes, settings, filters, combos, workers, show: bool) -> list[dict]:
     if not show:
         return sweep(tapes, settings, filters, combos, workers)
-    with click.progressbar(length=len(combos), label="backtests", file=sys.stderr, show_eta=True,
-                           show_pos=True) as bar:
+    with progress_bar(len(combos), "backtests", "backtests", show_pos=True) as bar:
         return sweep(tapes, settings, filters, combos, workers, progress=bar.update)
 
 

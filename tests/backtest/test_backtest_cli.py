@@ -167,6 +167,6 @@ def test_several_tapes_show_a_progress_bar_on_a_terminal_only(tmp_path):
     except OSError:  # the terminal's other end is closed: all read
         pass
     os.close(leader)
-    assert done.returncode == 0 and b"reading tapes" in seen and b"2/2" in seen
+    assert done.returncode == 0 and b"reading tapes" in seen and b"2/2" in seen and b"tapes/s" in seen
     piped = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert "reading tapes" not in piped.stderr
