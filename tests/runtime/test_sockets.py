@@ -70,9 +70,11 @@ def tree(tmp_path_factory):
     prices = [f"{1 - 0.0001 * (i % 50):.8f}" for i in range(3000)]
     tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=50)
     t = Tree(tmp_path / "run", "--replay", tape, "--speed", "1", "--tick-size", "0.0001", "--step-size", "0.01")
-    t.wait_for(lambda: {"gateway", "leader", "streamer", "trader"} <= {p["role"] for p in t.processes_all()})
-    yield t
-    t.kill_all()
+    try:  # never left behind, even when it does not come up
+        t.wait_for(lambda: {"gateway", "leader", "streamer", "trader"} <= {p["role"] for p in t.processes_all()})
+        yield t
+    finally:
+        t.kill_all()
 
 
 # socket, whose it is, the peer that sends, the frame's head (an XPUB takes subscriptions: \x01 + topic)
