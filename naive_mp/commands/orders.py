@@ -13,8 +13,9 @@ from naive_mp.core.money import fmt
 @click.command()
 @click.argument("symbol", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects instead of CSV.")
+@click.option("-q", "--quiet", is_flag=True, help="The CSV rows alone, without the header line.")
 @run_dir_option
-def orders(symbol, as_json, run_dir):
+def orders(symbol, as_json, quiet, run_dir):
     """Every order of the run (of SYMBOL), by order id, with the columns of --orders-out."""
     with using_store(run_dir, readonly=True) as store:
         found = store.orders(symbol.upper() if symbol else None)
@@ -22,7 +23,8 @@ def orders(symbol, as_json, run_dir):
         rows = [{key: _plain(getattr(o, key)) for key in ORDER_COLUMNS} for o in found]
         click.echo(json.dumps(rows))
     else:
-        click.echo(orders_csv(found), nl=False)
+        text = orders_csv(found)
+        click.echo(text.split("\n", 1)[1] if quiet else text, nl=False)
 
 
 def _plain(value):

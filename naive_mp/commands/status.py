@@ -40,8 +40,9 @@ def ask_or_fail(run_dir: Path, message):
 @click.option("--watch", is_flag=True, help="Keep the view on screen, refreshed, until Ctrl-C or the run stops.")
 @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
               help="Seconds between refreshes with --watch.")
+@click.option("-q", "--quiet", is_flag=True, help="The table alone, without its heading line.")
 @run_dir_option
-def status(as_json, watch, interval, run_dir):
+def status(as_json, watch, interval, quiet, run_dir):
     """Show every process of the running system: role, symbol, trader, pid, state, orders, restarts, uptime."""
     if watch:
         if as_json:
@@ -51,7 +52,8 @@ def status(as_json, watch, interval, run_dir):
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins({"supervisor": reply.supervisor, "processes": reply.processes})))
     else:
-        click.echo(status_table(reply, run_dir))
+        table = status_table(reply, run_dir)
+        click.echo(table.split("\n", 1)[1] if quiet else table)
 
 
 def status_table(reply: StatusReply, run_dir: Path, width: int | None = None) -> str:

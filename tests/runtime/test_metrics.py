@@ -48,6 +48,8 @@ def test_a_scrape_shows_trades_orders_traders_restarts_and_latency(tmp_path):
         streamer = t.processes("streamer")[0]["state"]
         assert re.fullmatch(r"[\d,]+/248 \(\d+%\), [\d,]+/s, ETA (-|\d+s|\d+m\d\ds)", streamer), streamer
         assert re.search(r"TESTUSDT -?[\d.]+ USDT", t.processes("gateway")[0]["state"])
+        quiet = naive_mp("status", "-q", "--run-dir", tmp_path / "run", check=True).stdout.splitlines()
+        assert quiet[0].split()[:2] == ["ROLE", "SYMBOL"] and quiet[1].startswith("supervisor")
     finally:
         t.kill_all()
 

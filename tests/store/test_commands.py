@@ -73,3 +73,7 @@ def test_quiet_commands_say_nothing_unless_they_fail(run_dir):
     assert cli("settings", "set", "XRPUSDT", "chunks=3", "-q", "--run-dir", run_dir).output == ""
     failed = cli("trade", "stop", "NOPE", "-q", "--run-dir", run_dir)
     assert failed.exit_code == 1 and "NOPE" in failed.output
+
+
+def test_orders_quiet_prints_the_rows_alone(run_dir):
+    assert cli("orders", "-q", "--run-dir", run_dir).output == "1,XRPUSDT-1-1-B,XRPUSDT,1,BUY,0.00001,100,NEW,3,\n"
