@@ -34,6 +34,16 @@ def lockstep(run_dir, tape, *more):
     return Tree(run_dir, "--replay", tape, "--lockstep", "--exit-at-end", *FILTERS, *more)
 
 
+def interrupt(run_dir, tape, orders: int, how) -> None:
+    """A lockstep run of `tape`, ended by `how(tree)` once the store holds `orders` orders."""
+    t = lockstep(run_dir, tape)
+    try:
+        t.wait_for(lambda: order_count(run_dir) >= orders, timeout=60, every=0.005)
+        how(t)
+    finally:
+        t.kill_all()
+
+
 def kill_tree(t: Tree) -> None:
     """kill -9 of the whole process group (a power cut, as far as the run can tell)."""
     os.killpg(t.proc.pid, signal.SIGKILL)
@@ -75,14 +85,10 @@ def test_whole_tree_killed_at_many_points_resumes_to_backtests_orders(reference,
 def test_stop_then_the_same_start_gives_the_uninterrupted_orders(reference, tmp_path):
     tape, expected = reference
     run_dir = tmp_path / "run"
-    t = lockstep(run_dir, tape)
-    try:
-        t.wait_for(lambda: order_count(run_dir) >= 40, timeout=60, every=0.005)
+    def stop(t: Tree) -> None:
         naive_mp("stop", "--run-dir", run_dir, check=True)
-        code, _ = t.wait(timeout=60)
-        assert code == 0
-    finally:
-        t.kill_all()
+        assert t.wait(timeout=60)[0] == 0
+    interrupt(run_dir, tape, 40, stop)
     stopped_at = order_count(run_dir)
     assert 40 <= stopped_at < expected.count(b"\n") - 1, "stopped before the end"
     naive_mp("start", "--replay", tape, "--lockstep", "--exit-at-end", *FILTERS, "--run-dir", run_dir,
@@ -93,12 +99,7 @@ def test_stop_then_the_same_start_gives_the_uninterrupted_orders(reference, tmp_
 def test_a_different_command_is_refused_and_fresh_archives_the_run(reference, tmp_path):
     tape, expected = reference
     run_dir = tmp_path / "run"
-    t = lockstep(run_dir, tape)
-    try:
-        t.wait_for(lambda: order_count(run_dir) >= 20, timeout=60, every=0.005)
-        kill_tree(t)
-    finally:
-        t.kill_all()
+    interrupt(run_dir, tape, 20, kill_tree)
     before = dump(run_dir)
     refused = naive_mp("start", "--replay", tape, "--lockstep", "--exit-at-end", *FILTERS, "--set", "chunks=3",
                        "--run-dir", run_dir)
