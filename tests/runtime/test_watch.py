@@ -29,7 +29,7 @@ def screen(session: str) -> list[str]:
 
 def test_watch_redraws_the_tree_within_80_columns_and_ends_with_the_run(tmp_path):
     need_tmux()
-    prices = [f"{1 - 0.0015 * (i // 6):.8f}" for i in range(48)] + ["0.98950000"] * 150
+    prices = [f"{1 - 0.0015 * (i // 6):.8f}" for i in range(48)] + ["0.98950000"] * 400
     tape = write_tape(tmp_path / "TESTUSDT-trades-2024-01-01.csv", prices, gap_ms=25)
     run_dir = tmp_path / "run"
     t = Tree(run_dir, "--replay", tape, "--speed", "1", "--exit-at-end", *FILTERS)
@@ -39,9 +39,9 @@ def test_watch_redraws_the_tree_within_80_columns_and_ends_with_the_run(tmp_path
         command = f"{sys.executable} -m naive_mp status --watch --interval 0.3 --run-dir {run_dir}; sleep 30"
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True)
         first = t.wait_for(lambda: (s := screen(session)) and any("trader" in line for line in s) and s)
-        time.sleep(1.0)
-        second = screen(session)
-        assert first[0] != second[0], "the clock line moves: the view refreshes"
+        # A shared CI machine may stall a redraw for a while: wait for the clock, do not sleep a fixed time.
+        second = t.wait_for(lambda: (s := screen(session)) and s[0] != first[0] and s, timeout=10)
+        assert second and second[0] != first[0], "the clock line moves: the view refreshes"
         assert all(len(line) <= 80 for line in first + second)
         traders = [line for line in second if line.startswith("trader")]
         assert len(traders) == 5 and all("SELL_PLACED" in line or "BUY_PLACED" in line for line in traders)
