@@ -32,7 +32,12 @@ class TradeSeen(Message):
 
 
 class OrderFilled(Message):
-    """One of the trader's orders filled in full."""
+    """One of the trader's orders filled (in full, or as far as it will: a BUY canceled part-filled).
+
+    `price` is the average price paid. `received`: what of the base asset the
+    account got, when the exchange took the BUY's fee out of it (Binance spot);
+    the SELL is for that, floored to the step. None: the whole quantity (paper).
+    """
 
     client_order_id: str
     order_id: int
@@ -40,6 +45,7 @@ class OrderFilled(Message):
     price: Decimal
     quantity: Decimal
     trade_id: int
+    received: Decimal | None = None
 
 
 class OrderRejected(Message):
@@ -52,10 +58,14 @@ class OrderRejected(Message):
 
 
 class OrderCanceled(Message):
-    """One of the trader's open orders was canceled (by anyone: a person on the exchange, say)."""
+    """One of the trader's open orders was canceled (by anyone: a person on the exchange, say).
+
+    `remaining`: what was still to sell of a SELL that had filled in part (None: all of it).
+    """
 
     client_order_id: str
     side: Side
+    remaining: Decimal | None = None
 
 
 class OrderChecked(Message):
@@ -70,6 +80,7 @@ class OrderChecked(Message):
     price: Decimal | None = None
     quantity: Decimal | None = None
     trade_id: int | None = None
+    received: Decimal | None = None  # as OrderFilled's, for a FILLED order
 
 
 # -- commands a trader gives ------------------------------------------------

@@ -12,6 +12,7 @@ from decimal import Decimal
 from msgspec.structs import replace
 
 from naive_mp.core.formulas import plan_cycle, plan_for_buy, untradable_reason
+from naive_mp.core.money import floor_to
 from naive_mp.core.messages import (
     Message,
     OrderCanceled,
@@ -73,7 +74,11 @@ def _own_fill(state: TraderState, event: OrderFilled, side: str) -> None:
 
 def _place_sell(state: TraderState, event: OrderFilled) -> Step:
     _own_fill(state, event, "BUY")
-    placed = replace(state, phase="SELL_PLACED")
+    plan = state.plan
+    if event.received is not None and event.received != plan.quantity:
+        # The fee came out of what was bought (or the BUY was canceled part-filled): sell what we hold.
+        plan = replace(plan, quantity=floor_to(event.received, state.filters.step_size))
+    placed = replace(state, phase="SELL_PLACED", plan=plan)
     return placed, [_place(placed, "SELL")]
 
 
@@ -97,7 +102,8 @@ def _buy_canceled(state: TraderState, event: OrderCanceled) -> Step:
 def _sell_canceled(state: TraderState, event: OrderCanceled) -> Step:
     """The bought quantity is still held: sell it again at the same price, under a new client id."""
     _own_order(state, event, "SELL")
-    again = replace(state, sell_attempt=state.sell_attempt + 1)
+    plan = state.plan if event.remaining is None else replace(state.plan, quantity=event.remaining)
+    again = replace(state, sell_attempt=state.sell_attempt + 1, plan=plan)
     return again, [_place(again, "SELL")]
 
 
@@ -111,7 +117,13 @@ def _fail(state: TraderState, event: OrderRejected) -> Step:
 
 def _as_fill(state: TraderState, event: OrderChecked) -> OrderFilled:
     return OrderFilled(client_order_id=event.client_order_id, order_id=0, side=event.side,
-                       price=event.price, quantity=event.quantity, trade_id=event.trade_id or 0)
+                       price=event.price, quantity=event.quantity, trade_id=event.trade_id or 0,
+                       received=event.received)
+
+
+# Still working at the exchange: nothing to do but wait for its fill. PENDING_NEW: the
+# gateway is still finding out whether the exchange took it (live, after a lost reply).
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_NEW"})
 
 
 def _check_new(state: TraderState, event: OrderChecked) -> Step:
@@ -128,7 +140,7 @@ def _check_placed(state: TraderState, event: OrderChecked) -> Step:
     side = "BUY" if state.phase == "BUY_PLACED" else "SELL"
     if event.side != side or event.client_order_id != state.client_order_id(side):
         raise TransitionError(f"trader {state.label} in {state.phase} checked {event.client_order_id}, not its open order")
-    if event.status == "NEW":
+    if event.status in OPEN_STATUSES:
         return state, NOTHING
     if event.status == "FILLED":
         return (_place_sell if side == "BUY" else _finish)(state, _as_fill(state, event))

@@ -161,3 +161,34 @@ def test_client_order_ids_are_binance_legal():
     state = fresh_trader("ABCDEFGHIJKLMNOPQRST", 123456789, Settings(), FILTERS)
     for side in ("BUY", "SELL"):
         assert re.fullmatch(r"[.A-Z:/a-z0-9_-]{1,36}", state.client_order_id(side))
+
+
+# -- live: fees taken from what was bought, partial fills, orders still being placed ------
+
+
+def test_the_sell_is_for_what_was_received_floored_to_the_step():
+    """On Binance spot a BUY's fee comes out of the base asset: sell what the account got."""
+    received = PLAN.quantity - PLAN.quantity * D("0.001")  # 2.446 - 0.002446 = 2.443554
+    state, commands = step(trader("BUY_PLACED"), replace(fill("BUY"), received=received))
+    assert state.phase == "SELL_PLACED" and state.plan.quantity == D("2.443")
+    assert commands == [replace(place("SELL"), quantity=D("2.443"))]
+
+
+def test_a_restarted_trader_sells_what_its_filled_buy_received():
+    event = replace(checked("BUY", "FILLED"), received=D("2.4435"))
+    state, commands = step(trader("BUY_PLACED"), event)
+    assert state.phase == "SELL_PLACED" and commands == [replace(place("SELL"), quantity=D("2.443"))]
+
+
+def test_a_sell_canceled_part_filled_sells_the_rest_again():
+    event = replace(CANCELED_SELL, remaining=D("1.046"))
+    state, commands = step(trader("SELL_PLACED"), event)
+    assert state.plan.quantity == D("1.046")
+    assert commands == [replace(place("SELL", "2"), quantity=D("1.046"))]
+
+
+@pytest.mark.parametrize("status", ["NEW", "PARTIALLY_FILLED", "PENDING_NEW"])
+def test_an_order_still_working_at_the_exchange_is_waited_for(status):
+    for phase, side in (("BUY_PLACED", "BUY"), ("SELL_PLACED", "SELL")):
+        state, commands = step(trader(phase), checked(side, status))
+        assert (state.phase, commands) == (phase, [])
