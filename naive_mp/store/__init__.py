@@ -17,6 +17,7 @@ from typing import Iterable
 
 import msgspec
 
+from naive_mp.exchange.binance_book import REJECTED, SENDING, LiveOrder
 from naive_mp.exchange.paper import Balances, Fill, Order
 from naive_mp.core.settings import Filters, Settings, SettingError, with_overrides
 from naive_mp.core.state import TraderState
@@ -244,6 +245,29 @@ class Store:
             "SELECT order_id, client_order_id, symbol, trader_id, side, price, quantity, status, "
             "placed_trade_id, filled_trade_id FROM orders WHERE ?1 IS NULL OR symbol = ?1 ORDER BY order_id",
             (symbol,))]
+
+    # -- the live gateway's own table -------------------------------------------------
+
+    def live_orders(self) -> list[LiveOrder]:
+        """Every order of ours the live gateway asked Binance for, in asking order."""
+        orders = [_decode(r, LiveOrder, f"live order {cid}")
+                  for cid, r in self.conn.execute("SELECT client_order_id, record FROM live_orders")]
+        return sorted(orders, key=lambda o: o.local_id)
+
+    def save_live(self, orders: Iterable[LiveOrder], feeds: dict[str, FeedRecord] | None = None) -> None:
+        """Live orders that changed, and (for `orders` and the reports) the orders table's rows of them."""
+        orders = list(orders)
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO live_orders VALUES (?, ?, ?)",
+                           [(o.client_order_id, o.symbol, encode(o).decode()) for o in orders])
+            shown = [o.as_order() for o in orders if o.status not in (SENDING, REJECTED)]
+            db.executemany("DELETE FROM orders WHERE order_id = ?",
+                           [(o.local_id,) for o in orders if o.status in (SENDING, REJECTED)])
+            db.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(o.order_id, o.client_order_id, o.symbol, o.trader_id, o.side, fmt(o.price),
+                             fmt(o.quantity), o.status, o.placed_trade_id, o.filled_trade_id) for o in shown])
+            db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)",
+                           [(s, encode(f).decode()) for s, f in (feeds or {}).items()])
 
     # -- the streamer's own table --------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 DB_FILE = "state.db"
 APPLICATION_ID = 0x6E6D7031  # "nmp1"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: live_orders (`start --live`)
 BUSY_TIMEOUT_MS = 30_000  # writers take turns; a commit takes milliseconds
 
 # Who writes what: each process only its own tables (readers read any).
@@ -86,6 +86,12 @@ CREATE TABLE balances (
 CREATE TABLE feeds (
     symbol TEXT PRIMARY KEY,
     record TEXT NOT NULL            -- JSON of store.records.FeedRecord
+);
+-- the live gateway: each order of ours on Binance, everything known of it (2)
+CREATE TABLE live_orders (
+    client_order_id TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    record TEXT NOT NULL            -- JSON of exchange.binance_book.LiveOrder
 );
 -- the streamer: where the replay stands
 CREATE TABLE stream (
@@ -163,7 +169,30 @@ def connect(path: Path, *, create: bool = False, readonly: bool = False) -> sqli
     conn.execute("PRAGMA synchronous = FULL")  # an acknowledged commit survives a power cut
     if not exists:
         _create(conn)
+    else:
+        _upgrade(conn)
     return conn
+
+
+# What each schema version adds to the one before: a run of an older naive-mp resumes.
+UPGRADES = {
+    2: ["CREATE TABLE IF NOT EXISTS live_orders (client_order_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, "
+        "record TEXT NOT NULL)"],
+}
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in UPGRADES[target]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _create(conn: sqlite3.Connection) -> None:

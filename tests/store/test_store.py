@@ -182,3 +182,32 @@ def test_validate_refuses_a_trader_id_the_leader_would_give_again(store, tmp_pat
     store.save_leader(LeaderRecord(symbol="XRPUSDT", next_trader_id=2), [trader], [])
     with pytest.raises(StoreError, match="next_trader_id 2 is not above"):
         Store(tmp_path).validate()
+
+
+def test_a_run_of_schema_1_is_upgraded_in_place_and_keeps_its_rows(tmp_path):
+    store = Store(tmp_path, create=True)
+    store.conn.execute("DROP TABLE live_orders")
+    store.conn.execute("PRAGMA user_version = 1")
+    store.conn.close()
+    upgraded = Store(tmp_path)
+    assert upgraded.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert upgraded.live_orders() == []
+
+
+def test_live_orders_round_trip_and_show_in_the_orders_table(tmp_path):
+    from decimal import Decimal as D
+
+    from naive_mp.core.messages import PlaceOrder
+    from naive_mp.exchange import binance_book as book
+
+    store = Store(tmp_path, create=True)
+    place = PlaceOrder(client_order_id="XRPUSDT-1-1-B", symbol="XRPUSDT", trader_id=1, side="BUY",
+                       price=D("0.4307"), quantity=D("23.2"))
+    order = book.new_order(place, "XRP", local_id=1, placed_trade_id=10)
+    store.save_live([order])
+    assert store.live_orders() == [order] and store.orders() == []  # still being sent: not an order yet
+    book.apply_answer(order, {"orderId": 77, "status": "NEW", "executedQty": "0", "cummulativeQuoteQty": "0"})
+    store.save_live([order])
+    (row,) = store.orders()
+    assert (row.order_id, row.status, row.price, row.quantity) == (1, "NEW", D("0.4307"), D("23.2"))
+    assert store.live_orders()[0].exchange_id == 77
