@@ -159,6 +159,7 @@ class OrderInfo(msgspec.Struct, frozen=True, array_like=True):
     quantity: Decimal
     status: str
     filled_trade_id: int | None
+    received: Decimal | None = None  # live: what a filled BUY brought in, net of a fee taken in the base asset
 
 
 class GatewayReply(Wire):
@@ -182,6 +183,18 @@ class Canceled(Wire):
     """One of the trader's open orders was canceled at the exchange (by a request, or anyone)."""
 
     event: OrderCanceled
+
+
+class Refused(Wire):
+    """Live: the exchange refused an order the gateway took (a Place is answered PENDING_NEW at once).
+
+    `retry_after_s` > 0: not the trader's fault (insufficient balance, a rate limit or
+    ban, an outcome still unknown): it keeps its state and places the same order again
+    then. 0: a refusal for good (a filter failure is our bug): the trader fails.
+    """
+
+    event: OrderRejected
+    retry_after_s: float = 0.0
 
 
 class Crossed(Wire):
@@ -316,6 +329,17 @@ class ReloadReply(Wire):
 # -- what every child is told before it forks ---------------------------------
 
 
+class LiveTiming(msgspec.Struct, frozen=True, kw_only=True):
+    """How patient the live gateway is (tests shorten every one of them)."""
+
+    resolve_s: float = 30.0  # an order whose placing had no answer is asked for this long
+    poll_s: float = 1.0
+    rounds: int = 3
+    reconcile_s: float = 60.0  # every open order asked for over REST this often, stream or not
+    insufficient_retry_s: float = 30.0  # -2010 insufficient balance: the trader tries again after this
+    request_timeout_s: float = 10.0
+
+
 class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     """The whole run's description, built by the supervisor before forking."""
 
@@ -338,13 +362,15 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     stream_silence_s: float = 60.0  # live: a connection silent this long is replaced
     stream_max_age_s: float = 23.5 * 3600  # live: replaced before Binance's 24 h cut
     metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
+    live: bool = False  # real orders on Binance (`start --live`): the gateway is exchange.binance_gateway's
+    live_timing: LiveTiming = LiveTiming()
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed
 
 
 StreamMessage = TradeBatch | Welcome | StreamEnded
 AckMessage = Ready | Handled
 GatewayRequest = Place | Query | Cancel
-UpdateMessage = Filled | Canceled | Welcome | Crossed
+UpdateMessage = Filled | Canceled | Refused | Welcome | Crossed
 TraderToLeader = Hello | Report | RebuyNotice | Done | Drained | TraderBeat
 LeaderToTrader = Ack | Handle
 ControlMessage = Heartbeat | StatusRequest | StopRequest | ReloadRequest

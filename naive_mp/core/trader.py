@@ -153,6 +153,12 @@ def _check_placed(state: TraderState, event: OrderChecked) -> Step:
     return replace(state, phase="FAILED", reason=reason), NOTHING
 
 
+def open_order(state: TraderState) -> PlaceOrder | None:
+    """The order the state says is (to be) open: what to place again after a refusal to retry."""
+    side = {"BUY_PLACED": "BUY", "SELL_PLACED": "SELL"}.get(state.phase)
+    return _place(state, side) if side else None
+
+
 def orders_to_check(state: TraderState) -> list[tuple[str, str]]:
     """(side, client order id) a restarted trader must ask the exchange about first."""
     if state.phase in ("NEW", "BUY_PLACED"):

@@ -65,6 +65,9 @@ class TraderProcess:
         self.rebuy_unacked = False  # a rebuy notice not yet acked rides on every report until it is
         self.resync_after_ns = 0  # batches published before this are not checked for gaps
         self.next_beat = 0.0
+        # Live: a refusal not for good (insufficient balance, a rate limit): the same order again then.
+        self.retry_at: float | None = None
+        self.waiting_for = ""
 
     # -- boot -----------------------------------------------------------------
 
@@ -152,6 +155,7 @@ class TraderProcess:
                 price=order.price if order else None,
                 quantity=order.quantity if order else None,
                 trade_id=order.filled_trade_id if order else None,
+                received=order.received if order else None,
             )
             if order is not None or self.state.phase != "NEW":
                 log.info("%s: after restart, %s is %s", self.state.label, client_order_id,
@@ -170,6 +174,7 @@ class TraderProcess:
                 return 0
             self._resend_report()
             self._beat()
+            self._retry_if_due()
             for sock, _ in self.poller.poll(REPORT_RETRY_S * 1000 / 4):
                 if sock is self.leader:
                     self._on_leader(decode_leader.or_drop(self.leader.recv()))
@@ -260,6 +265,8 @@ class TraderProcess:
             self._on_fill(message.fill)
         elif isinstance(message, wire.Canceled):
             self._on_canceled(message.event)
+        elif isinstance(message, wire.Refused):
+            self._on_refused(message)
         elif isinstance(message, wire.Welcome) and message.topic.encode() == self.own_topic:
             # Our subscription reached a gateway: at boot, or a restarted one (which
             # may have lost its book). Ask it about our order again either way.
@@ -280,6 +287,32 @@ class TraderProcess:
         if side == event.side and event.client_order_id == self.state.client_order_id(side):
             log.warning("%s: its %s %s was canceled at the exchange", self.state.label, side, event.client_order_id)
             self._handle(event)
+
+    def _on_refused(self, message: wire.Refused) -> None:
+        """Live: how a Place answered PENDING_NEW ended, when it ended in a refusal."""
+        event = message.event
+        order = core.open_order(self.state)
+        if order is None or order.client_order_id != event.client_order_id:
+            return  # about an order we no longer wait for
+        if message.retry_after_s <= 0:
+            log.error("%s: %s %s refused for good: %s %s", self.state.label, event.side, event.client_order_id,
+                      event.code, event.reason)
+            self._handle(event)
+            return
+        self.retry_at = time.monotonic() + message.retry_after_s
+        self.waiting_for = f"{event.code} {event.reason}"
+        log.warning("%s: %s %s refused (%s %s): placing it again in %.0f s", self.state.label, event.side,
+                    event.client_order_id, event.code, event.reason, message.retry_after_s)
+        set_title(self._title())
+
+    def _retry_if_due(self) -> None:
+        if self.retry_at is None or time.monotonic() < self.retry_at:
+            return
+        self.retry_at, self.waiting_for = None, ""
+        order = core.open_order(self.state)
+        set_title(self._title())
+        if order is not None:
+            self._place(order)
 
     def _on_leader(self, message) -> None:
         if isinstance(message, wire.Ack):
@@ -336,7 +369,8 @@ class TraderProcess:
         elif reply.order.status == "FILLED":  # a retry after a fill: the reply is the news
             o = reply.order
             self._on_fill(OrderFilled(client_order_id=o.client_order_id, order_id=o.order_id, side=o.side,
-                                      price=o.price, quantity=o.quantity, trade_id=o.filled_trade_id or 0))
+                                      price=o.price, quantity=o.quantity, trade_id=o.filled_trade_id or 0,
+                                      received=o.received))
 
     def _report(self) -> None:
         self.reported = self.state
@@ -366,7 +400,8 @@ class TraderProcess:
                 pass
 
     def _title(self) -> str:
-        return f"trader {self.state.label} {self.state.phase}"
+        waiting = f" waiting: {self.waiting_for}" if self.waiting_for else ""
+        return f"trader {self.state.label} {self.state.phase}{waiting}"
 
 
 def run(spec: wire.RunSpec, state: TraderState) -> int:
