@@ -1,0 +1,158 @@
+"""The Binance API key and secret: where they come from, how only the gateway gets them (cli.md, "Binance endpoints").
+
+They come from `BINANCE_API_KEY` and `BINANCE_API_SECRET`, or from a secrets
+file of mode 0600 (TOML: `api_key = "..."`, `api_secret = "..."`); the file
+wins when given. Anything else is refused with a `SecretsError` that says what
+is wrong and what to do, and never shows the secret.
+
+Only the gateway may hold them. Deleting them from `os.environ` is not
+enough: /proc/PID/environ shows the block a process was exec'd with, and
+every forked child shows that same block. So the CLI, once it has read the
+keys, re-execs itself (same pid, same command line) with an environment
+without them, and hands them over in a memfd whose number is in
+`NAIVE_MP_KEYS_FD`. The supervisor keeps that descriptor and passes it in
+`keep_fds` to the gateway child alone; every other child closes it
+(`process.close_inherited_fds`). The gateway reads it with `take`, from
+offset 0 each time, so a restarted gateway reads it again.
+
+Decisions:
+- A symlinked secrets file is followed (secret mounts and dotfile managers
+  use links); the checks apply to what was opened, by fstat on the open
+  descriptor, so nothing can be swapped between the check and the read.
+"""
+
+import os
+import re
+import shlex
+import stat
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+ENV_KEY = "BINANCE_API_KEY"
+ENV_SECRET = "BINANCE_API_SECRET"
+FD_ENV = "NAIVE_MP_KEYS_FD"
+
+FILE_KEYS = ("api_key", "api_secret")
+MAX_LENGTH = 512  # Binance's are 64 characters; room for other exchanges' longer ones, not for a pasted file
+MAX_FILE = 64 * 1024  # a secrets file is a few lines: anything bigger is the wrong file
+MEMFD_NAME = "naive-mp-keys"
+USAGE = f"set {ENV_KEY} and {ENV_SECRET}, or give a secrets file of mode 0600 (--secrets FILE)"
+
+
+class SecretsError(Exception):
+    """The keys cannot be had; the message says what is wrong and what to do, never the secret."""
+
+
+@dataclass(frozen=True, repr=False)
+class ApiKeys:
+    """An API key and its secret; printing one shows the key's start, never the secret."""
+
+    key: str
+    secret: str
+
+    def __post_init__(self):
+        _check("API key", self.key)
+        _check("API secret", self.secret)
+
+    def __repr__(self) -> str:
+        return f"ApiKeys(key={self.key[:4] + '…'!r}, secret=<hidden>)"
+
+    __str__ = __repr__
+
+
+def _check(what: str, value) -> None:
+    # The messages describe the value, never quote it: it may be the secret.
+    if not isinstance(value, str):
+        raise SecretsError(f"the {what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise SecretsError(f"the {what} is empty")
+    if len(value) > MAX_LENGTH:
+        raise SecretsError(f"the {what} is {len(value)} characters long (at most {MAX_LENGTH})")
+    if not all("!" <= char <= "~" for char in value):
+        raise SecretsError(f"the {what} holds whitespace or a character that is not printable ASCII "
+                           f"(a stray newline or space when it was pasted?)")
+
+
+def load(environ: Mapping[str, str], secrets_file: Path | None = None) -> ApiKeys:
+    """The keys from `secrets_file` when given, else from the environment; SecretsError if neither has them."""
+    if secrets_file is not None:
+        return _from_file(Path(secrets_file))
+    key, secret = environ.get(ENV_KEY), environ.get(ENV_SECRET)
+    if key is None and secret is None:
+        raise SecretsError(f"no API key: {USAGE}")
+    if key is None or secret is None:
+        given, missing = (ENV_KEY, ENV_SECRET) if secret is None else (ENV_SECRET, ENV_KEY)
+        raise SecretsError(f"{given} is set but {missing} is not: set both, or neither and give --secrets FILE")
+    try:
+        return ApiKeys(key, secret)
+    except SecretsError as exc:
+        raise SecretsError(f"{ENV_KEY}/{ENV_SECRET}: {exc}") from None
+
+
+def _from_file(path: Path) -> ApiKeys:
+    table = _parse(path, _read_private(path))
+    unknown = sorted(set(table) - set(FILE_KEYS))
+    if unknown:
+        raise SecretsError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(FILE_KEYS)})")
+    missing = [name for name in FILE_KEYS if name not in table]
+    if missing:
+        raise SecretsError(f"{path}: no {' and no '.join(missing)} (the file holds "
+                           f'api_key = "..." and api_secret = "...")')
+    try:
+        return ApiKeys(table["api_key"], table["api_secret"])
+    except SecretsError as exc:
+        raise SecretsError(f"{path}: {exc}") from None
+
+
+def _read_private(path: Path) -> bytes:
+    """The file's bytes, once fstat on the open descriptor shows a regular file of ours that nobody else can open."""
+    try:
+        # O_NONBLOCK: opening a fifo must not wait for a writer; it is refused below like any non-file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SecretsError(f"cannot open the secrets file {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretsError(f"{path} is not a regular file ({_kind(info.st_mode)}): give the secrets file itself")
+        if info.st_uid != os.geteuid():
+            raise SecretsError(f"{path} belongs to uid {info.st_uid}, not to this user (uid {os.geteuid()}): "
+                               f"use a secrets file of your own")
+        if info.st_mode & 0o077:
+            raise SecretsError(f"{path} {_exposure(info.st_mode)} (mode {stat.S_IMODE(info.st_mode):04o}): "
+                               f"chmod 600 {shlex.quote(str(path))}")
+        data = os.read(fd, MAX_FILE + 1)
+    except OSError as exc:
+        raise SecretsError(f"cannot read the secrets file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE:
+        raise SecretsError(f"{path} is over {MAX_FILE // 1024} KiB: not a secrets file")
+    return data
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _exposure(mode: int) -> str:
+    """'can be read by others', 'can be read and written by its group'...: why the mode is refused."""
+    verbs = [verb for verb, bits in (("read", 0o044), ("written", 0o022), ("run", 0o011)) if mode & bits]
+    who = [name for name, bits in (("its group", 0o070), ("others", 0o007)) if mode & bits]
+    return f"can be {' and '.join(verbs)} by {' and '.join(who)}"
+
+
+def _parse(path: Path, data: bytes) -> dict:
+    # Neither decoder's message is shown whole: both may quote a character of the secret.
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SecretsError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        where = re.search(r"\(at (line \d+, column \d+|end of document)\)", str(exc))
+        raise SecretsError(f"{path} is not valid TOML{f' (at {where[1]})' if where else ''}: "
+                           f'it should hold api_key = "..." and api_secret = "..."') from None

@@ -1,0 +1,146 @@
+"""API keys: from the environment or a private file, refused otherwise saying why, handed to the gateway in a memfd."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from naive_mp.exchange import secrets
+from naive_mp.exchange.secrets import ApiKeys, SecretsError
+
+KEY = "K" * 60 + "abcd"
+SECRET = "s3cr3t-" + "x" * 50 + "-tail42"
+
+
+def refused(call, *args) -> str:
+    """The SecretsError's message; the secret must never be in it."""
+    with pytest.raises(SecretsError) as error:
+        call(*args)
+    message = str(error.value)
+    assert SECRET not in message and SECRET[:12] not in message
+    return message
+
+
+def write_keys(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+GOOD_TOML = f'api_key = "{KEY}"\napi_secret = "{SECRET}"\n'
+
+
+# The environment
+
+def test_both_variables_give_the_keys():
+    assert secrets.load({secrets.ENV_KEY: KEY, secrets.ENV_SECRET: SECRET}, None) == ApiKeys(KEY, SECRET)
+
+
+@pytest.mark.parametrize("given, missing", [(secrets.ENV_KEY, secrets.ENV_SECRET),
+                                            (secrets.ENV_SECRET, secrets.ENV_KEY)])
+def test_one_variable_alone_is_refused_naming_the_other(given, missing):
+    message = refused(secrets.load, {given: SECRET}, None)
+    assert message.startswith(f"{given} is set but {missing} is not")
+
+
+def test_no_keys_anywhere_says_both_ways():
+    message = refused(secrets.load, {"HOME": "/tmp"}, None)
+    assert secrets.ENV_KEY in message and secrets.ENV_SECRET in message
+    assert "0600" in message and "--secrets" in message
+
+
+@pytest.mark.parametrize("secret, why", [("", "empty"), ("has space", "whitespace"), (SECRET + "\n", "whitespace"),
+                                          ("é" + SECRET, "printable ASCII"), ("x" * 513, "513 characters")])
+def test_a_malformed_secret_is_refused_without_showing_it(secret, why):
+    message = refused(secrets.load, {secrets.ENV_KEY: KEY, secrets.ENV_SECRET: secret}, None)
+    assert "API secret" in message and why in message
+    if secret:
+        assert secret.strip() not in message
+
+
+def test_the_longest_accepted_key_is_512():
+    assert secrets.load({secrets.ENV_KEY: "k" * 512, secrets.ENV_SECRET: SECRET}).key == "k" * 512
+
+
+# The file
+
+def test_a_private_file_gives_the_keys_and_wins_over_the_environment(tmp_path):
+    path = write_keys(tmp_path / "keys.toml", GOOD_TOML)
+    assert secrets.load({secrets.ENV_KEY: "other", secrets.ENV_SECRET: "other"}, path) == ApiKeys(KEY, SECRET)
+
+
+@pytest.mark.parametrize("mode, exposure", [(0o644, "can be read by its group and others"),
+                                            (0o640, "can be read by its group"),
+                                            (0o604, "can be read by others"),
+                                            (0o620, "can be written by its group")])
+def test_a_file_others_can_open_is_refused_with_the_chmod(tmp_path, mode, exposure):
+    path = write_keys(tmp_path / "keys.toml", GOOD_TOML, mode)
+    message = refused(secrets.load, {}, path)
+    assert message == f"{path} {exposure} (mode {mode:04o}): chmod 600 {path}"
+
+
+def test_a_symlink_is_followed_and_its_target_checked(tmp_path):
+    target = write_keys(tmp_path / "real.toml", GOOD_TOML)
+    link = tmp_path / "keys.toml"
+    link.symlink_to(target)
+    assert secrets.load({}, link) == ApiKeys(KEY, SECRET)
+    target.chmod(0o644)
+    assert "(mode 0644)" in refused(secrets.load, {}, link)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_file_of_another_user_is_refused(tmp_path):
+    path = write_keys(tmp_path / "keys.toml", GOOD_TOML)
+    os.chown(path, 65534, 65534)
+    assert refused(secrets.load, {}, path) == f"{path} belongs to uid 65534, not to this user (uid 0): " \
+                                              f"use a secrets file of your own"
+
+
+def test_a_directory_is_refused(tmp_path):
+    assert refused(secrets.load, {}, tmp_path) == f"{tmp_path} is not a regular file (a directory): " \
+                                                 f"give the secrets file itself"
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "keys.fifo"
+    os.mkfifo(fifo, 0o600)
+    assert "is not a regular file (a fifo)" in refused(secrets.load, {}, fifo)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    assert refused(secrets.load, {}, tmp_path / "nope.toml") == \
+        f"cannot open the secrets file {tmp_path / 'nope.toml'}: No such file or directory"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (f'api_key = "{KEY}"\napi_secret = {SECRET}\n', "is not valid TOML (at line 2, column 14)"),
+    (f'api_key = "{KEY}"\napi_secret = "{SECRET}\n', "is not valid TOML (at line 2, column"),
+    (f'api_key = "{KEY}"\n', ": no api_secret"),
+    (f'api_secret = "{SECRET}"\n', ": no api_key"),
+    ("", ": no api_key and no api_secret"),
+    (f'api_key = "{KEY}"\napi_secret = "{SECRET}"\napi_secrte = "{SECRET}"\n', "unknown key(s) api_secrte"),
+    (f'api_key = "{KEY}"\napi_secret = 42\n', "the API secret must be a string, not int"),
+    (f'api_key = "{KEY}"\napi_secret = "{SECRET} "\n', "the API secret holds whitespace"),
+])
+def test_a_file_without_usable_keys_is_refused_naming_the_key(tmp_path, text, expected):
+    path = write_keys(tmp_path / "keys.toml", text)
+    message = refused(secrets.load, {}, path)
+    assert message.startswith(str(path)) and expected in message
+
+
+def test_a_file_that_is_not_utf8_is_refused_without_its_bytes(tmp_path):
+    path = tmp_path / "keys.toml"
+    path.write_bytes(f'api_key = "{KEY}"\napi_secret = "{SECRET}\xff"\n'.encode("latin-1"))
+    path.chmod(0o600)
+    assert "is not UTF-8 text" in refused(secrets.load, {}, path)
+
+
+def test_repr_and_str_never_show_the_secret():
+    keys = ApiKeys(KEY, SECRET)
+    assert repr(keys) == str(keys) == f"{keys}" == "ApiKeys(key='KKKK…', secret=<hidden>)"
+    assert SECRET not in repr([keys]) and SECRET not in repr({"k": keys})
+
+
+def test_keys_are_frozen():
+    with pytest.raises(AttributeError):
+        ApiKeys(KEY, SECRET).secret = "other"
