@@ -21,6 +21,8 @@ Decisions:
   descriptor, so nothing can be swapped between the check and the read.
 """
 
+import fcntl
+import json
 import os
 import re
 import shlex
@@ -156,3 +158,63 @@ def _parse(path: Path, data: bytes) -> dict:
         where = re.search(r"\(at (line \d+, column \d+|end of document)\)", str(exc))
         raise SecretsError(f"{path} is not valid TOML{f' (at {where[1]})' if where else ''}: "
                            f'it should hold api_key = "..." and api_secret = "..."') from None
+
+
+def hand_off(keys: ApiKeys) -> int:
+    """A memfd holding `keys`, sealed read-only and inheritable (it must survive execve); returns its number."""
+    fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.write(fd, json.dumps({"api_key": keys.key, "api_secret": keys.secret}).encode())
+        _seal(fd)
+        os.set_inheritable(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _seal(fd: int) -> None:
+    # Sealed, the gateway cannot alter what a restarted gateway will read. Skipped where fcntl lacks seals (< 3.8).
+    if hasattr(fcntl, "F_ADD_SEALS"):
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+                    | fcntl.F_SEAL_WRITE)
+
+
+def handoff_fd(environ: Mapping[str, str]) -> int | None:
+    """The descriptor number in NAIVE_MP_KEYS_FD (for the gateway's keep_fds), None when it is unset."""
+    value = environ.get(FD_ENV)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,9}", value) or int(value) < 3:
+        raise SecretsError(f"{FD_ENV}={value!r} is not a descriptor number of ours: unset it "
+                           f"(naive-mp sets it itself when it hands the keys to the gateway)")
+    return int(value)
+
+
+def take(environ: Mapping[str, str]) -> ApiKeys | None:
+    """In the gateway: the keys handed over in NAIVE_MP_KEYS_FD, None if none were; read from offset 0 each time."""
+    fd = handoff_fd(environ)
+    if fd is None:
+        return None
+    # The number may have been reused for something else (a closed hand-off): read only our memfd.
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        raise SecretsError(f"{FD_ENV}={fd}: no such open descriptor in this process "
+                           f"(only the gateway keeps the key hand-off)") from None
+    if not target.startswith(f"/memfd:{MEMFD_NAME}"):
+        raise SecretsError(f"{FD_ENV}={fd}: descriptor {fd} is not the key hand-off (it is {target})")
+    try:
+        data = os.pread(fd, 4 * MAX_LENGTH, 0)
+        keys = json.loads(data)
+        return ApiKeys(keys["api_key"], keys["api_secret"])
+    except SecretsError as exc:
+        raise SecretsError(f"{FD_ENV}={fd}: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        # Not the exception's text: a JSON error may quote the content.
+        raise SecretsError(f"{FD_ENV}={fd}: the key hand-off cannot be read back (damaged?)") from None
+
+
+def without_keys(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without the keys nor the hand-off's number: for any process we start (its fds are not ours to give)."""
+    return {name: value for name, value in environ.items() if name not in (ENV_KEY, ENV_SECRET, FD_ENV)}

@@ -1,5 +1,6 @@
 """API keys: from the environment or a private file, refused otherwise saying why, handed to the gateway in a memfd."""
 
+import json
 import os
 from pathlib import Path
 
@@ -144,3 +145,65 @@ def test_repr_and_str_never_show_the_secret():
 def test_keys_are_frozen():
     with pytest.raises(AttributeError):
         ApiKeys(KEY, SECRET).secret = "other"
+
+
+# The hand-off
+
+@pytest.fixture
+def handed():
+    fd = secrets.hand_off(ApiKeys(KEY, SECRET))
+    yield fd
+    os.close(fd)
+
+
+def test_take_reads_the_hand_off_again_and_again(handed):
+    environ = {secrets.FD_ENV: str(handed)}
+    assert secrets.handoff_fd(environ) == handed
+    assert secrets.take(environ) == ApiKeys(KEY, SECRET)
+    assert secrets.take(environ) == ApiKeys(KEY, SECRET)  # a restarted gateway reads it from 0 again
+
+
+def test_the_hand_off_survives_exec_and_is_sealed(handed):
+    assert os.get_inheritable(handed)
+    with pytest.raises(PermissionError):  # F_SEAL_WRITE: the gateway cannot change what its successor reads
+        os.pwrite(handed, b"x", 0)
+
+
+def test_no_hand_off_is_none():
+    assert secrets.take({}) is None and secrets.handoff_fd({}) is None
+
+
+@pytest.mark.parametrize("value", ["five", "", "-1", "2", "3x", "²"])
+def test_a_bad_descriptor_number_is_refused(value):
+    assert refused(secrets.take, {secrets.FD_ENV: value}).startswith(f"{secrets.FD_ENV}={value!r} is not")
+
+
+def test_a_closed_descriptor_is_refused():
+    fd = secrets.hand_off(ApiKeys(KEY, SECRET))
+    os.close(fd)
+    assert "no such open descriptor" in refused(secrets.take, {secrets.FD_ENV: str(fd)})
+
+
+def test_a_descriptor_that_is_not_the_hand_off_is_refused(tmp_path):
+    path = tmp_path / "other"
+    path.write_text(json.dumps({"api_key": KEY, "api_secret": SECRET}))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert "is not the key hand-off" in refused(secrets.take, {secrets.FD_ENV: str(fd)})
+    finally:
+        os.close(fd)
+
+
+def test_a_damaged_hand_off_is_refused_without_its_content():
+    fd = os.memfd_create(secrets.MEMFD_NAME)
+    try:
+        os.write(fd, f'{{"api_key": "{KEY}", "api_secret": "{SECRET}'.encode())  # cut short
+        assert "cannot be read back" in refused(secrets.take, {secrets.FD_ENV: str(fd)})
+    finally:
+        os.close(fd)
+
+
+def test_without_keys_drops_the_keys_and_the_hand_off_number():
+    environ = {secrets.ENV_KEY: KEY, secrets.ENV_SECRET: SECRET, secrets.FD_ENV: "7", "PATH": "/bin"}
+    assert secrets.without_keys(environ) == {"PATH": "/bin"}
+    assert secrets.ENV_SECRET in environ  # a copy: the caller's mapping is untouched
