@@ -19,6 +19,9 @@ Decisions:
 - A symlinked secrets file is followed (secret mounts and dotfile managers
   use links); the checks apply to what was opened, by fstat on the open
   descriptor, so nothing can be swapped between the check and the read.
+- `prepare` re-execs only when either variable is in the environment: keys
+  from a file never were in the exec'd block, so handing off the memfd is
+  enough, and saves a second interpreter start.
 """
 
 import fcntl
@@ -27,10 +30,11 @@ import os
 import re
 import shlex
 import stat
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NoReturn
 
 ENV_KEY = "BINANCE_API_KEY"
 ENV_SECRET = "BINANCE_API_SECRET"
@@ -218,3 +222,57 @@ def take(environ: Mapping[str, str]) -> ApiKeys | None:
 def without_keys(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` without the keys nor the hand-off's number: for any process we start (its fds are not ours to give)."""
     return {name: value for name, value in environ.items() if name not in (ENV_KEY, ENV_SECRET, FD_ENV)}
+
+
+def reexec_without_keys(keys: ApiKeys, argv: list[str] | None = None, environ: Mapping[str, str] | None = None
+                        ) -> NoReturn:
+    """Become the same command again (same pid) with the keys out of the environment and in a memfd.
+
+    `argv` (its first item the program's path) defaults to this interpreter
+    with the original command line (`sys.orig_argv`: `-m naive_mp ...`, a
+    console script's path, the interpreter's flags). `environ` defaults to
+    os.environ. Refused (SecretsError) in a process that was already
+    re-exec'd: NAIVE_MP_KEYS_FD set and no keys left in its environment.
+    """
+    environ = os.environ if environ is None else environ
+    if FD_ENV in environ and ENV_KEY not in environ and ENV_SECRET not in environ:
+        raise SecretsError(f"the keys were handed off already ({FD_ENV} is set): no second re-exec")
+    if argv is None and not sys.executable:
+        raise SecretsError("cannot re-run naive-mp without the keys in its environment: "
+                           "the Python interpreter's path is unknown")
+    args = list(argv) if argv is not None else [sys.executable, *sys.orig_argv[1:]]
+    fd = hand_off(keys)
+    env = without_keys(environ)
+    env[FD_ENV] = str(fd)
+    # Buffered output would be lost with this process image.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    try:
+        os.execve(args[0], args, env)
+    except OSError:
+        os.close(fd)
+        raise
+
+
+def prepare(secrets_file: Path | None = None, environ=os.environ) -> None:
+    """In the CLI before any child: the keys read, out of the environment, and handed off in NAIVE_MP_KEYS_FD.
+
+    Returns once `environ[FD_ENV]` names the hand-off, perhaps after a
+    re-exec (then the call returns in the new process image, the command
+    having started over). SecretsError when there are no keys.
+    """
+    has_env_keys = ENV_KEY in environ or ENV_SECRET in environ
+    if FD_ENV in environ and not has_env_keys:
+        # The re-exec'd process (or a second call): the hand-off is the source; no exec again.
+        take(environ)  # a stale or bogus NAIVE_MP_KEYS_FD is refused here, in the CLI, not in the gateway
+        os.set_inheritable(handoff_fd(environ), False)  # forked children get it; exec'd ones must not
+        return
+    keys = load(environ, secrets_file)
+    if has_env_keys:
+        reexec_without_keys(keys, environ=environ)
+    fd = hand_off(keys)
+    os.set_inheritable(fd, False)
+    environ[FD_ENV] = str(fd)

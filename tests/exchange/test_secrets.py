@@ -1,7 +1,10 @@
 """API keys: from the environment or a private file, refused otherwise saying why, handed to the gateway in a memfd."""
 
+import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from naive_mp.exchange.secrets import ApiKeys, SecretsError
 
 KEY = "K" * 60 + "abcd"
 SECRET = "s3cr3t-" + "x" * 50 + "-tail42"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def refused(call, *args) -> str:
@@ -207,3 +211,90 @@ def test_without_keys_drops_the_keys_and_the_hand_off_number():
     environ = {secrets.ENV_KEY: KEY, secrets.ENV_SECRET: SECRET, secrets.FD_ENV: "7", "PATH": "/bin"}
     assert secrets.without_keys(environ) == {"PATH": "/bin"}
     assert secrets.ENV_SECRET in environ  # a copy: the caller's mapping is untouched
+
+
+def test_no_second_reexec_once_handed_off():
+    assert "no second re-exec" in refused(secrets.reexec_without_keys, ApiKeys(KEY, SECRET), ["/bin/true"],
+                                          {secrets.FD_ENV: "5"})
+
+
+# The re-exec: a real process, its /proc/self/environ read before and after
+
+REPORT = """
+import hashlib, json, os, sys
+from naive_mp.exchange import secrets
+
+def environ_has_secret():
+    with open("/proc/self/environ", "rb") as f:
+        return os.environ["TEST_SECRET_PROBE"][::-1].encode() in f.read()
+
+def report(stage):
+    keys = secrets.take(os.environ)
+    return {"stage": stage, "pid": os.getpid(), "secret_in_environ": environ_has_secret(),
+            "key": keys and keys.key, "secret_sha": keys and hashlib.sha256(keys.secret.encode()).hexdigest(),
+            "argv": sys.argv[1:]}
+"""
+
+# Started with the keys in its environment: load, report, re-exec; the new
+# image reports, forks, and its child reports what it sees.
+REEXEC = REPORT + """
+if secrets.FD_ENV not in os.environ:
+    print(json.dumps(report("before")), flush=True)
+    secrets.reexec_without_keys(secrets.load(os.environ, None))
+print(json.dumps(report("after")), flush=True)
+child = os.fork()
+if child == 0:
+    print(json.dumps({"stage": "child", "pid": os.getpid(), "secret_in_environ": environ_has_secret()}), flush=True)
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+
+PREPARE = REPORT + """
+secrets.prepare(sys.argv[1] if len(sys.argv) > 1 else None)
+print(json.dumps(report("prepared")), flush=True)
+"""
+
+
+def run(script: str, *args: str, keys_in_env: bool = True) -> list[dict]:
+    """Run `script` in a fresh interpreter; its lines of JSON. The secret must never be in its output."""
+    env = {name: value for name, value in os.environ.items() if name not in (secrets.ENV_KEY, secrets.ENV_SECRET,
+                                                                             secrets.FD_ENV)}
+    env["PYTHONPATH"] = str(ROOT)
+    env["TEST_SECRET_PROBE"] = SECRET[::-1]  # reversed: this variable must not itself put the secret in environ
+    if keys_in_env:
+        env[secrets.ENV_KEY], env[secrets.ENV_SECRET] = KEY, SECRET
+    done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=30)
+    assert SECRET not in done.stdout and SECRET not in done.stderr
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+SECRET_SHA = hashlib.sha256(SECRET.encode()).hexdigest()
+
+
+def test_reexec_scrubs_the_environment_keeps_the_pid_and_hands_the_keys_over():
+    before, after, child = run(REEXEC, "--flag", "value")
+    assert before["secret_in_environ"] and before["key"] is None  # the probe works: the secret was there
+    assert after["pid"] == before["pid"]  # exec, not a new process
+    assert after["argv"] == before["argv"] == ["--flag", "value"]  # the same command line, from sys.orig_argv
+    assert after["secret_in_environ"] is False
+    assert (after["key"], after["secret_sha"]) == (KEY, SECRET_SHA)
+    assert child["pid"] != after["pid"] and child["secret_in_environ"] is False
+
+
+def test_prepare_with_keys_in_the_environment_reexecs_once():
+    (prepared,) = run(PREPARE)  # a loop would print nothing or time out; a second image would print twice
+    assert prepared["secret_in_environ"] is False
+    assert (prepared["key"], prepared["secret_sha"]) == (KEY, SECRET_SHA)
+
+
+def test_prepare_with_a_file_hands_off_without_exec(tmp_path):
+    path = write_keys(tmp_path / "keys.toml", GOOD_TOML)
+    (prepared,) = run(PREPARE, str(path), keys_in_env=False)
+    assert prepared["secret_in_environ"] is False
+    assert (prepared["key"], prepared["secret_sha"]) == (KEY, SECRET_SHA)
+
+
+def test_prepare_without_keys_is_refused():
+    with pytest.raises(SecretsError, match="no API key"):
+        secrets.prepare(None, {})
