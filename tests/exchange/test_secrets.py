@@ -298,3 +298,29 @@ def test_prepare_with_a_file_hands_off_without_exec(tmp_path):
 def test_prepare_without_keys_is_refused():
     with pytest.raises(SecretsError, match="no API key"):
         secrets.prepare(None, {})
+
+
+# Through process.fork_child: only the child given the descriptor in keep_fds can take the keys.
+
+CHILDREN = REPORT + """
+from naive_mp.runtime import process
+
+def body():
+    try:
+        keys = secrets.take(os.environ)
+    except secrets.SecretsError:
+        return 7
+    return 0 if keys and hashlib.sha256(keys.secret.encode()).hexdigest() == sys.argv[1] else 8
+
+secrets.prepare(None)
+codes = {}
+for title, keep in (("gateway", [secrets.handoff_fd(os.environ)]), ("trader XRPUSDT 1", [])):
+    pid = process.fork_child(title, body, keep_fds=keep)
+    codes[title] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+print(json.dumps(codes), flush=True)
+"""
+
+
+def test_only_the_child_that_keeps_the_descriptor_gets_the_keys():
+    (codes,) = run(CHILDREN, SECRET_SHA)
+    assert codes == {"gateway": 0, "trader XRPUSDT 1": 7}
