@@ -362,6 +362,7 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     stream_silence_s: float = 60.0  # live: a connection silent this long is replaced
     stream_max_age_s: float = 23.5 * 3600  # live: replaced before Binance's 24 h cut
     metrics_addr: str | None = None  # HOST:PORT the supervisor serves Prometheus metrics on
+    testnet: bool = False  # Binance's spot test network (spec.endpoints are its)
     live: bool = False  # real orders on Binance (`start --live`): the gateway is exchange.binance_gateway's
     live_timing: LiveTiming = LiveTiming()
     trader_stale_s: float = 10.0  # a trader silent this long (no message, not even a TraderBeat) is killed

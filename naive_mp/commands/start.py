@@ -28,7 +28,13 @@ TAPE_SUFFIXES = (".csv", ".zip")
 @click.option("--lockstep", is_flag=True,
               help="With --replay: each trade is fully handled before the next (orders equal backtest's).")
 @click.option("--exit-at-end", is_flag=True, help="With --replay: stop everything once the last trade is handled.")
-@click.option("--live", is_flag=True, help="Trade on Binance (arrives with the Binance issue).")
+@click.option("--live", is_flag=True,
+              help="REAL orders on Binance, with the API key of BINANCE_API_KEY / BINANCE_API_SECRET or --secrets.")
+@click.option("--testnet", is_flag=True,
+              help="Binance's spot test network (test money): its market, and with --live its orders.")
+@click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --live: a TOML file of mode 0600 with api_key and api_secret.")
+@click.option("--allow-loss", is_flag=True, help="With --live: accept a profit_target <= 0 (cycles that lose money).")
 @strategy_options
 @click.option("--orders-out", type=click.Path(dir_okay=False),
               help="At exit, write every order to this CSV file ('-': stdout).")
@@ -41,16 +47,20 @@ TAPE_SUFFIXES = (".csv", ".zip")
               help="Live: also write the trades to daily tapes in this folder, as `naive-mp record`.")
 @click.option("--fresh", is_flag=True, help="Archive the run directory's unfinished run and start a new one.")
 @run_dir_option
-def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pairs, verbose, quiet,
-          orders_out, as_json, metrics_addr, log_format, record_dir, fresh, run_dir, **filter_values):
+def start(args, tapes, speed, lockstep, exit_at_end, live, testnet, secrets_file, allow_loss, config_path, set_pairs,
+          verbose, quiet, orders_out, as_json, metrics_addr, log_format, record_dir, fresh, run_dir, **filter_values):
     """Run the whole system: supervisor, streamer, gateway, leaders, one process per trader.
 
     SYMBOL... defaults to the symbols of the replayed tapes (from their file names).
-    Paper trading. Stop it with Ctrl-C, SIGTERM or `naive-mp stop`. The same command
-    on a stopped or killed run resumes it; --fresh archives it and starts over.
+    Paper trading unless --live. Stop it with Ctrl-C, SIGTERM or `naive-mp stop`. The same
+    command on a stopped or killed run resumes it; --fresh archives it and starts over.
     """
     symbol_args, tapes = _split_args(args, tapes)
     _check_source(live, tapes, symbol_args, lockstep, exit_at_end)
+    if (secrets_file or allow_loss) and not live:
+        raise click.UsageError("--secrets and --allow-loss go with --live")
+    if live:
+        _take_keys(secrets_file)  # first: it may start this command over, without the keys in its environment
     if record_dir and tapes:
         raise click.UsageError("--record writes the live market's trades: it does not go with --replay")
     speed = _speed(speed)
@@ -61,11 +71,13 @@ def start(args, tapes, speed, lockstep, exit_at_end, live, config_path, set_pair
     replay_symbols = _tape_symbols(tapes)
     replay_trades = _check_tapes(tapes, replay_symbols)
     symbols = _traded_symbols(symbol_args, replay_symbols)
-    where = market.endpoints_or_fail(load_config_or_fail(config_path))
+    where = market.endpoints_or_fail(load_config_or_fail(config_path), testnet=testnet)
     asked = {} if tapes else market.live_filters(symbols, where)
     exchange = asked or market.cached_filters(Path(run_dir))
     settings, filters = resolve_strategy(config_path, set_pairs, symbols, filter_values, exchange)
-    spec = RunSpec(endpoints=where, run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
+    if live and not allow_loss:
+        _refuse_losing_targets(settings)
+    spec = RunSpec(endpoints=where, live=live, testnet=testnet, run_dir=str(Path(run_dir).absolute()), run_id=time.time_ns(), symbols=symbols,
                    settings=settings, filters=filters,
                    replay=[str(Path(t).absolute()) for t in tapes], replay_symbols=replay_symbols,
                    speed=speed, lockstep=lockstep, exit_at_end=exit_at_end, log_level=level,
@@ -100,15 +112,30 @@ def _split_args(args: tuple[str, ...], tapes: tuple[str, ...]) -> tuple[list[str
 
 
 def _check_source(live: bool, tapes: list[str], symbols: list[str], lockstep: bool, exit_at_end: bool) -> None:
-    if live:
-        raise click.UsageError("--live (real orders) arrives with the Binance orders issue; without it, "
-                               "`naive-mp start SYMBOL...` paper-trades the live market")
+    if live and tapes:
+        raise click.UsageError("--live places real orders on the live market: it does not go with --replay")
     for flag, given in (("--lockstep", lockstep), ("--exit-at-end", exit_at_end)):
         if given and not tapes:
             raise click.UsageError(f"{flag} needs --replay TAPE")
     if not tapes and not symbols:
         raise click.UsageError("name the symbols to paper-trade on the live market (naive-mp start XRPUSDT), "
                                "or replay tapes (--replay TAPE...)")
+
+
+def _take_keys(secrets_file: Path | None) -> None:
+    """The API keys, out of this process's environment, handed to the gateway alone (exchange/secrets.py)."""
+    from naive_mp.exchange.secrets import SecretsError, prepare
+    try:
+        prepare(secrets_file)
+    except SecretsError as exc:
+        raise click.ClickException(f"--live needs Binance API keys: {exc}") from None
+
+
+def _refuse_losing_targets(settings: dict) -> None:
+    losing = [f"{symbol} ({s.profit_target:f})" for symbol, s in settings.items() if s.profit_target <= 0]
+    if losing:
+        raise click.UsageError(f"profit_target <= 0 loses money on every cycle: {', '.join(losing)}. With real "
+                               "orders that takes --allow-loss (or set a positive profit_target)")
 
 
 def _metrics_addr(text: str | None) -> str | None:

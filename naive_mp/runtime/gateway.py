@@ -133,11 +133,14 @@ class Gateway:
         for sock in (self.router, self.trades, self.updates):
             poller.register(sock, zmq.POLLIN)
         poller.register(self.signals.fd, zmq.POLLIN)
+        for fd in self._extra_fds():
+            poller.register(fd, zmq.POLLIN)
         decode_stream = wire.Decoder("trades", wire.StreamMessage)
         decode_request = wire.Decoder("gateway", wire.GatewayRequest)
         next_beat = 0.0
         while not self.signals.take():
             self._save_feeds()
+            self._tick()
             if time.monotonic() >= next_beat:
                 self._beat()
                 next_beat = time.monotonic() + HEARTBEAT_S
@@ -148,7 +151,22 @@ class Gateway:
                     self._on_stream(decode_stream.or_drop(wire.split_topic(self.trades.recv())[1]))
                 elif sock is self.updates:
                     welcome(self.updates)
+                else:
+                    self._on_fd(sock)
         self._drain_requests(decode_request)
+
+    # Hooks for the live gateway (runtime/gateway_live.py): more to watch, more to do each turn.
+    def _extra_fds(self) -> list[int]:
+        return []
+
+    def _on_fd(self, fd: int) -> None:
+        pass
+
+    def _tick(self) -> None:
+        pass
+
+    def _describe(self, events: int) -> str:
+        return f"paper, {events:,} trades"
 
     def _drain_requests(self, decode_request) -> None:
         """Answer what traders sent before the stop, so no place is lost in a queue."""
@@ -275,7 +293,7 @@ class Gateway:
         samples = self._samples()
         pnl = ", ".join(f"{s.labels['symbol']} {fmt(self.pnl[s.labels['symbol']])} {s.labels['quote']}"
                         for s in samples if s.name == "naive_mp_realized_pnl")
-        info = wire.ProcessInfo(role="gateway", pid=os.getpid(), state=f"paper, {events:,} trades" + (f", {pnl}" if pnl else ""),
+        info = wire.ProcessInfo(role="gateway", pid=os.getpid(), state=self._describe(events) + (f", {pnl}" if pnl else ""),
                                 orders=len(self.exchange.orders), started_at=self.started_at)
         self.control.beat(info, samples=samples)
 
@@ -323,5 +341,9 @@ class Gateway:
 
 
 def run(spec: wire.RunSpec) -> int:
-    """Body of the forked gateway process."""
+    """Body of the forked gateway process: paper, or Binance with `--live`."""
+    if spec.live:
+        from naive_mp.runtime.gateway_live import LiveGateway
+
+        return LiveGateway(spec).run()
     return Gateway(spec).run()

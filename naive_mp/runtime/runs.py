@@ -20,7 +20,8 @@ log = logging.getLogger("naive_mp.supervisor")
 def command_of(spec: RunSpec) -> RunCommand:
     return RunCommand(kind="replay" if spec.replay else "live", symbols=list(spec.symbols),
                       tapes=list(spec.replay), lockstep=spec.lockstep,
-                      settings=dict(spec.settings), filters=dict(spec.filters))
+                      settings=dict(spec.settings), filters=dict(spec.filters),
+                      orders=("testnet" if spec.testnet else "live") if spec.live else "paper")
 
 
 def open_run(run_dir: Path, spec: RunSpec, fresh: bool) -> RunRecord:

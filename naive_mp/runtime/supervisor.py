@@ -50,6 +50,7 @@ class ChildSpec:
     symbol: str | None
     title: str  # process title after "naive-mp: "
     body: Callable[[], "int | None"]  # runs in the child; its return value is the exit status
+    keep_fds: tuple[int, ...] = ()  # inherited descriptors it keeps (the live gateway: its API keys)
 
 
 def _role_body(module: str, *args) -> "int | None":
@@ -66,14 +67,29 @@ def _role_body(module: str, *args) -> "int | None":
 
 def default_children(spec: RunSpec) -> list[ChildSpec]:
     """The gateway, one leader per symbol, and the streamer last (it starts the trades flowing)."""
-    wanted = [ChildSpec("gateway", "gateway", None, "gateway paper",
-                        lambda: _role_body("naive_mp.runtime.gateway", spec))]
+    wanted = [ChildSpec("gateway", "gateway", None, f"gateway {_gateway_kind(spec)}",
+                        lambda: _role_body("naive_mp.runtime.gateway", spec), keep_fds=_keys_fd(spec))]
     for symbol in spec.symbols:
         wanted.append(ChildSpec(f"leader-{symbol}", "leader", symbol, f"leader {symbol}",
                                 lambda symbol=symbol: _role_body("naive_mp.runtime.leader", spec, symbol)))
     wanted.append(ChildSpec("streamer", "streamer", None, "streamer",
                             lambda: _role_body("naive_mp.runtime.streamer", spec)))
     return wanted
+
+
+def _gateway_kind(spec: RunSpec) -> str:
+    if not spec.live:
+        return "paper"
+    return "testnet" if spec.testnet else "live"
+
+
+def _keys_fd(spec: RunSpec) -> tuple[int, ...]:
+    """Only the live gateway keeps the descriptor the API keys were handed off in; every other child closes it."""
+    if not spec.live:
+        return ()
+    from naive_mp.exchange.secrets import handoff_fd
+    fd = handoff_fd(os.environ)
+    return (fd,) if fd is not None else ()
 
 
 @dataclass
@@ -294,7 +310,7 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         try:
-            pid = fork_child(child.spec.title, child.spec.body)
+            pid = fork_child(child.spec.title, child.spec.body, keep_fds=child.spec.keep_fds)
         except OSError as exc:
             log.error("cannot fork %s: %s; trying again in 1 s", child.spec.name, exc)
             child.next_start = time.monotonic() + 1.0

@@ -22,10 +22,12 @@ class RunCommand(msgspec.Struct, frozen=True, kw_only=True):
     lockstep: bool = False
     settings: dict[str, Settings] = {}
     filters: dict[str, Filters] = {}
+    orders: Literal["paper", "live", "testnet"] = "paper"  # where orders go: a paper run never resumes as real
 
     def describe(self) -> str:
         if self.kind == "live":
-            return f"live trading of {', '.join(self.symbols)}"
+            where = {"paper": "paper", "live": "REAL orders on Binance", "testnet": "Binance's test network"}
+            return f"live trading of {', '.join(self.symbols)} ({where[self.orders]})"
         mode = " in lockstep" if self.lockstep else ""
         return f"replay{mode} of {', '.join(Path(t).name for t in self.tapes)}"
 
