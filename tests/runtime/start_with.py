@@ -2,7 +2,7 @@
 
     python start_with.py '{"spec": {"trader_stale_s": 2}, "boot_fails": [1]}' start --run-dir DIR ...
 
-"spec": RunSpec fields to set (a low trader_stale_s, say). "boot_fails": trader ids whose
+"spec": RunSpec fields to set (a low trader_stale_s, say; "live_timing" as a dict). "boot_fails": trader ids whose
 every process crashes before its Hello. "hang_on_fill": trader ids whose first process
 hangs (silent, alive) when told of a fill. The tree is forked, never exec'd, from this
 process: what is patched here holds in every process of it.
@@ -19,10 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 from naive_mp.cli import main  # noqa: E402
 from naive_mp.commands import start  # noqa: E402
 from naive_mp.runtime import trader  # noqa: E402
+from naive_mp.wire import LiveTiming  # noqa: E402
 
 
 def apply(knobs: dict) -> None:
-    start.RunSpec = functools.partial(start.RunSpec, **knobs.get("spec", {}))
+    spec = dict(knobs.get("spec", {}))
+    if "live_timing" in spec:  # a nested Struct: given as a dict
+        spec["live_timing"] = LiveTiming(**spec["live_timing"])
+    start.RunSpec = functools.partial(start.RunSpec, **spec)
     crash_at_boot(set(knobs.get("boot_fails", ())))
     hang_on_fill(set(knobs.get("hang_on_fill", ())))
 
