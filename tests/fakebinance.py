@@ -696,11 +696,14 @@ class FakeBinance:
                 self._check_signed(params, request.headers.get("X-MBX-APIKEY"), _unsigned(query) + _unsigned(body))
                 return await handler(request, params)
             except _Refused as refused:
-                response = _error(refused.code, refused.msg, refused.status)
-                if refused.status in (418, 429):
-                    response.headers["Retry-After"] = str(self._retry_after(refused.status))
-                return response
+                return self._refusal(refused)
         return serve
+
+    def _refusal(self, refused: _Refused) -> web.Response:
+        response = _error(refused.code, refused.msg, refused.status)
+        if refused.status in (418, 429):
+            response.headers["Retry-After"] = str(self._retry_after(refused.status))
+        return response
 
     def _limits(self) -> None:
         if time.time() < self._banned_until:
@@ -711,7 +714,7 @@ class FakeBinance:
             raise _Refused(-1003, TOO_MANY, 429)
 
     def _retry_after(self, status: int) -> int:
-        if status == 418:
+        if status == 418 and time.time() < self._banned_until:
             return max(1, int(self._banned_until - time.time() + 0.999))
         return self._rate_limited[1]
 
@@ -743,10 +746,14 @@ class FakeBinance:
             self._placements.popleft()
         counts = {"X-MBX-ORDER-COUNT-10S": str(len(self._placements)),
                   "X-MBX-ORDER-COUNT-1D": str(self._placements_total)}
-        if self._rejects:
-            code, msg, status = self._rejects.pop(0)
-            raise _Refused(code, msg, status)
-        order = self._book(params)
+        try:
+            if self._rejects:
+                raise _Refused(*self._rejects.pop(0))
+            order = self._book(params)
+        except _Refused as refused:
+            response = self._refusal(refused)
+            response.headers.update(counts)
+            return response
         lost = self._lost_replies.pop(0) if self._lost_replies else None
         if lost is not None:
             order.hidden_until = time.monotonic() + lost[1]
@@ -763,7 +770,10 @@ class FakeBinance:
             response = web.json_response({"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
                                           "clientOrderId": order.client_id, "transactTime": order.time_ms})
         else:
-            response = web.json_response(order.placed())
+            placed = order.placed()
+            if params.get("newOrderRespType") == "RESULT":
+                del placed["fills"]
+            response = web.json_response(placed)
         response.headers.update(counts)
         return response
 

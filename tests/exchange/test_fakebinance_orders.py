@@ -142,13 +142,14 @@ def test_printed_trades_fill_at_the_order_price_with_exact_commissions(fake, cli
     assert (bought["status"], bought["executedQty"], bought["cummulativeQuoteQty"]) == (
         "FILLED", "20.00000000", "8.61400000")
     mine = client.get_my_trades(symbol="XRPUSDT")
-    assert [(t["orderId"], t["price"], t["qty"], t["commission"], t["commissionAsset"], t["isBuyer"]) for t in mine] == [
+    fields = ("orderId", "price", "qty", "commission", "commissionAsset", "isBuyer")
+    assert [tuple(t[f] for f in fields) for t in mine] == [
         (bought["orderId"], "0.43070000", "20.00000000", "0.02000000", "XRP", True),
         (mine[1]["orderId"], "0.45000000", "12.00000000", "0.00540000", "USDT", False)]
     assert mine[1]["id"] == mine[0]["id"] + 1
     assert client.get_my_trades(symbol="XRPUSDT", orderId=bought["orderId"]) == mine[:1]
-    assert fake.account_balances() == {"USDT": (Decimal("1000") - Decimal("8.614") + Decimal("5.4") - Decimal("0.0054"), 0),
-                                       "XRP": (Decimal("100") - 12 + 20 - Decimal("0.02"), 0)}
+    usdt = Decimal("1000") - Decimal("8.614") + Decimal("5.4") - Decimal("0.0054")  # bought, sold, commission
+    assert fake.account_balances() == {"USDT": (usdt, 0), "XRP": (Decimal("100") - 12 + 20 - Decimal("0.02"), 0)}
     balances = {b["asset"]: b for b in client.get_account()["balances"]}
     assert balances["USDT"] == {"asset": "USDT", "free": "996.78060000", "locked": "0.00000000"}
     assert client.get_open_orders() == []
@@ -223,6 +224,7 @@ def test_reject_next_books_nothing(fake, client):
     fake.reject_next(-1015, "Too many new orders; current limit is 100 orders per 10 SECOND.", status=429)
     caught = refused(buy, client, "r1")
     assert (caught.status_code, caught.code) == (429, -1015)
+    assert caught.response.headers["X-MBX-ORDER-COUNT-10S"] == "1" and "Retry-After" in caught.response.headers
     assert fake.orders() == [] and buy(client, "r1")["status"] == "NEW"
 
 
