@@ -47,7 +47,7 @@ pings nor their requests are answered; events meanwhile are lost for them;
 a close from the client still closes), `lose_reply` (the next order placements
 are booked but answered 503 -1007, or the connection closed with no answer;
 optionally the order stays invisible to GET order, openOrders and DELETE for
-`invisible_s`), `reject_next` (errors, nothing booked), `rate_limit` (429
+`invisible_s`; the user stream reports it at once), `reject_next` (errors, nothing booked), `rate_limit` (429
 -1003 + Retry-After on the next signed calls), `ban` (418 -1003 for a while),
 `skew_clock`, `slow_orders` (answers of placements come late, booked at once).
 For tests: `orders()`, `open_orders()`, `order(id)`, `my_trades(symbol)`,

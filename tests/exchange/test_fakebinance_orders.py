@@ -9,6 +9,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
+import requests
 import websockets
 from binance import Client
 from binance.exceptions import BinanceAPIException
@@ -295,3 +296,14 @@ def test_silenced_user_streams_answer_nothing_but_new_ones_work(fake, client):
             assert fresh.ping().wait(2)
             fake.cancel_by_hand("lost-event")
             assert reports(fresh, 1)[0]["x"] == "CANCELED"
+
+
+def test_slow_orders_make_the_client_time_out_on_a_booked_order(fake):
+    client = make_client(fake)
+    client._requests_params = {"timeout": 0.2}
+    fake.slow_orders(0.6)
+    with pytest.raises(requests.exceptions.Timeout):
+        buy(client, "slow-1")
+    assert fake.order("slow-1")["status"] == "NEW"
+    fake.slow_orders(0)
+    assert buy(client, "slow-2")["status"] == "NEW"
