@@ -267,6 +267,7 @@ class TraderBeat(Wire):
     """
 
     lost: int = 0
+    waiting: str = ""  # live: why its order waits to be placed again (a refusal to retry), for status
 
 
 # -- control ROUTER (CLI and children -> supervisor) ---------------------------

@@ -65,6 +65,7 @@ class TraderProc:
         self.drained = 0  # free-running: the end of the stream it handled everything up to
         self.retired = False  # finished: asked to stop, no longer counted or listed
         self.lost = 0  # trades this process said it lost so far
+        self.waiting = ""  # live: why its order waits to be placed again
 
     def heard_from(self, message) -> bool:
         """Note a message of this trader; False for a Hello of another process (a dead predecessor's)."""
@@ -294,6 +295,7 @@ class LeaderProcess:
             self._count_lost(proc, message.lost)
         elif isinstance(message, wire.TraderBeat):
             self._count_lost(proc, message.lost)
+            proc.waiting = message.waiting
         elif isinstance(message, wire.Done) and self.conductor is not None:
             proc.orders = message.orders
             self.conductor.on_done(int(identity), message)
@@ -492,7 +494,8 @@ class LeaderProcess:
     def _beat(self) -> None:
         children = [
             wire.ProcessInfo(role="trader", pid=p.pid, symbol=self.symbol, trader_id=tid,
-                             state=self.state.traders[tid].phase if tid in self.state.traders else "",
+                             state=(self.state.traders[tid].phase if tid in self.state.traders else "")
+                             + (f" (waiting: {p.waiting})" if p.waiting else ""),
                              orders=p.orders, restarts=p.restarts, started_at=p.started_at)
             for tid, p in sorted(self.procs.items()) if p.pid > 0 and not p.retired
         ] + list(self.given_up.values())

@@ -395,7 +395,7 @@ class TraderProcess:
         if now >= self.next_beat:
             self.next_beat = now + BEAT_S
             try:
-                self.leader.send(wire.encode(wire.TraderBeat(lost=self.lost)), zmq.NOBLOCK)
+                self.leader.send(wire.encode(wire.TraderBeat(lost=self.lost, waiting=self.waiting_for)), zmq.NOBLOCK)
             except zmq.Again:  # the leader is not reading: it will not miss one beat
                 pass
 

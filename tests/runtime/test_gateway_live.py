@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
-from fakebinance import FakeBinance, FakeTrade, wait_until
+from fakebinance import FakeBinance, FakeTrade
 from tree import Tree, cmdline, naive_mp
 
 LEVELS = ["1.0000", "0.9970", "0.9960", "1.0020"]  # BUYs fill, rebuys fire, SELLs fill, traders are replaced
@@ -133,8 +133,9 @@ def test_a_placed_order_whose_reply_is_lost_exists_once_and_is_followed(fake, tm
     assert "asking Binance for it by client id" in log and "found after an unknown outcome" in log
 
 
-def test_a_dropped_or_silent_user_stream_is_rebuilt_and_no_fill_is_missed(fake, tmp_path):
-    t = live_tree(tmp_path)
+def test_a_dropped_silent_or_old_user_stream_is_rebuilt_and_no_fill_is_missed(fake, tmp_path):
+    knobs = {"spec": {**KNOBS["spec"], "stream_max_age_s": 6.0}}  # Binance's 24 h cut, scaled down
+    t = live_tree(tmp_path, knobs=knobs)
     try:
         up(t, fake)
         fake.play(interval_s=0.02)
@@ -149,23 +150,30 @@ def test_a_dropped_or_silent_user_stream_is_rebuilt_and_no_fill_is_missed(fake, 
     finally:
         t.kill_all()
     assert no_order_twice(fake) == [] and unfollowed(fake) == []
-    assert "user data stream down" in t.log() and "the user data stream came back" in t.log()
+    log = t.log()
+    assert "user data stream down" in log and "the user data stream came back" in log
+    assert "no answer to a ping" in log, "the silence was noticed by our own watch"
+    assert "rebuilt before Binance's connection age limit" in log
 
 
 def test_refusals_each_get_their_documented_behaviour(fake, tmp_path):
-    fake.reject_next(-2010, "Account has insufficient balance for requested action.", n=2)
-    fake.skew_clock(-20_000)  # our clock 20 s ahead of Binance's: -1021 until we resync
+    fake.reject_next(-2010, "Account has insufficient balance for requested action.", n=4)
     t = live_tree(tmp_path)
     try:
         up(t, fake)
+        assert "clock is" not in t.log()
+        fake.skew_clock(-20_000)  # Binance's clock 20 s behind ours now: -1021 until we resync
         fake.print_trades("TESTUSDT", 1)
+        t.wait_for(lambda: any("waiting: -2010 Account has insufficient balance" in p["state"]
+                               for p in t.processes("trader")), timeout=30)  # said in status
         t.wait_for(lambda: any(o["side"] == "BUY" for o in fake.orders()), timeout=30)
         log = t.log()
         assert "insufficient balance" in log and "tries again" in log, "waits, then places the same order again"
         fake.rate_limit(2, retry_after=1)
-        fake.ban(2.0)
+        fake.ban(5.0)
         fake.print_trades("TESTUSDT", 30)
         t.wait_for(lambda: "BINANCE BANNED THIS IP" in t.log(), timeout=30)
+        t.wait_for(lambda: "BANNED by Binance" in t.processes("gateway")[0]["state"], timeout=10)
         fake.reject_next(-1013, "Filter failure: PRICE_FILTER", n=50)
         fake.play(interval_s=0.01)
         t.wait_for(lambda: any(p["state"] == "FAILED" for p in t.processes("trader"))
