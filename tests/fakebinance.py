@@ -80,6 +80,12 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import WSMsgType, web
 
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
+# exchangeInfo of one made-up symbol, on a 0.0001 tick and a 0.01 step, for tests of the whole tree
+TESTUSDT_INFO = {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": [
+    {"symbol": "TESTUSDT", "status": "TRADING", "baseAsset": "TEST", "quoteAsset": "USDT", "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "0.0001", "maxPrice": "1000.0000", "tickSize": "0.0001"},
+        {"filterType": "LOT_SIZE", "minQty": "0.01", "maxQty": "100000.00", "stepSize": "0.01"},
+        {"filterType": "NOTIONAL", "minNotional": "1.00", "applyMinToMarket": True}]}]}
 BAD_KEY = (-2015, "Invalid API-key, IP, or permissions for action.", 401)
 BAD_SIGNATURE = (-1022, "Signature for this request is not valid.", 400)
 BAD_TIMESTAMP = (-1021, "Timestamp for this request is outside of the recvWindow.", 400)

@@ -15,15 +15,10 @@ from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
-from fakebinance import FakeBinance, FakeTrade
+from fakebinance import TESTUSDT_INFO as EXCHANGE_INFO, FakeBinance, FakeTrade
 from tree import Tree, cmdline, naive_mp
 
 LEVELS = ["1.0000", "0.9970", "0.9960", "1.0020"]  # BUYs fill, rebuys fire, SELLs fill, traders are replaced
-EXCHANGE_INFO = {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": [
-    {"symbol": "TESTUSDT", "status": "TRADING", "baseAsset": "TEST", "quoteAsset": "USDT", "filters": [
-        {"filterType": "PRICE_FILTER", "minPrice": "0.0001", "maxPrice": "1000.0000", "tickSize": "0.0001"},
-        {"filterType": "LOT_SIZE", "minQty": "0.01", "maxQty": "100000.00", "stepSize": "0.01"},
-        {"filterType": "NOTIONAL", "minNotional": "1.00", "applyMinToMarket": True}]}]}
 FIRST_ID = 7_000_000
 KEY, SECRET = "test-api-key-4f1c", "S3CRET-never-shown-9a7b2e"
 STEP = Decimal("0.01")

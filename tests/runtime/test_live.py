@@ -12,15 +12,10 @@ from decimal import Decimal
 from naive_mp.core.money import fmt
 
 import ledger
-from fakebinance import FakeBinance, FakeTrade, wait_until
+from fakebinance import TESTUSDT_INFO as EXCHANGE_INFO, FakeBinance, FakeTrade, wait_until
 from tree import Tree, naive_mp, write_tape
 
 LEVELS = ["1.0000", "0.9970", "0.9960", "1.0020"]  # BUYs fill, rebuys fire, SELLs fill, traders are replaced
-EXCHANGE_INFO = {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": [
-    {"symbol": "TESTUSDT", "status": "TRADING", "baseAsset": "TEST", "quoteAsset": "USDT", "filters": [
-        {"filterType": "PRICE_FILTER", "minPrice": "0.0001", "maxPrice": "1000.0000", "tickSize": "0.0001"},
-        {"filterType": "LOT_SIZE", "minQty": "0.01", "maxQty": "100000.00", "stepSize": "0.01"},
-        {"filterType": "NOTIONAL", "minNotional": "1.00", "applyMinToMarket": True}]}]}
 FIRST_ID = 5_000_000
 
 
