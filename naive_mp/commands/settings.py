@@ -48,8 +48,9 @@ def _texts(struct) -> dict[str, str]:
 @click.argument("symbol")
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
 @click.option("-q", "--quiet", is_flag=True, help="Say nothing unless it fails.")
+@click.option("--allow-loss", is_flag=True, help="On a run with real orders: accept a profit_target <= 0.")
 @run_dir_option
-def set_(symbol, pairs, quiet, run_dir):
+def set_(symbol, pairs, quiet, allow_loss, run_dir):
     """Change SYMBOL's settings; the traders started after `naive-mp reload` use them."""
     symbol = symbol.upper()
     values = {}
@@ -59,8 +60,16 @@ def set_(symbol, pairs, quiet, run_dir):
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="KEY=VALUE")
         values[key.strip()] = value.strip()
     with using_store(run_dir) as store:
+        run = store.run()
+        real = run is not None and run.command.orders != "paper"
+
+        def refuse(new) -> tuple[str, str] | None:
+            if real and not allow_loss and new.profit_target <= 0:
+                return "profit_target", (f"{new.profit_target:f} loses money on every cycle, and this run places "
+                                         "real orders: add --allow-loss to mean it")
+            return None
         try:
-            changes = store.change_settings(symbol, values, source="settings set")
+            changes = store.change_settings(symbol, values, source="settings set", refuse=refuse)
         except SettingError as exc:
             raise click.BadParameter(str(exc), param_hint="KEY=VALUE") from None
     if quiet:

@@ -129,10 +129,12 @@ class Store:
         return {symbol: (_decode(s, Settings, f"the settings of {symbol}"),
                          _decode(f, Filters, f"the filters of {symbol}")) for symbol, s, f in rows}
 
-    def change_settings(self, symbol: str, values: dict[str, str], source: str) -> list[SettingChange]:
+    def change_settings(self, symbol: str, values: dict[str, str], source: str,
+                        refuse=lambda settings: None) -> list[SettingChange]:
         """Apply `values` (key -> text) to `symbol`'s settings, validated; the changes, kept in the history.
 
-        Raises SettingError naming a bad key or value (nothing is written then),
+        Raises SettingError naming a bad key or value, or what `refuse(new settings)` says is wrong ((key, problem))
+        (nothing is written then),
         StoreError for a symbol this run does not trade.
         """
         with self.transaction() as db:
@@ -142,6 +144,9 @@ class Store:
                 raise StoreError(f"{symbol}: this run does not trade it (symbols: {known})")
             old = _decode(row[0], Settings, f"the settings of {symbol}")
             new = with_overrides(old, values)
+            why = refuse(new)
+            if why:
+                raise SettingError(*why)
             now = time.time()
             changes = [SettingChange(at=now, symbol=symbol, key=key, old=setting_text(getattr(old, key)),
                                      new=setting_text(getattr(new, key)), source=source)

@@ -77,3 +77,20 @@ def test_quiet_commands_say_nothing_unless_they_fail(run_dir):
 
 def test_orders_quiet_prints_the_rows_alone(run_dir):
     assert cli("orders", "-q", "--run-dir", run_dir).output == "1,XRPUSDT-1-1-B,XRPUSDT,1,BUY,0.00001,100,NEW,3,\n"
+
+
+def test_a_losing_profit_target_on_a_run_with_real_orders_takes_allow_loss(tmp_path):
+    store = Store(tmp_path, create=True)
+    command = RunCommand(kind="live", symbols=["XRPUSDT"], settings={"XRPUSDT": Settings(profit_target=Decimal("0.002"))},
+                         filters={"XRPUSDT": FILTERS}, orders="live")
+    store.begin_run(RunRecord(run_id=1, command=command, started_at=1.0))
+    store.close()
+    refused = cli("settings", "set", "XRPUSDT", "profit_target=-0.001", "--run-dir", tmp_path)
+    assert refused.exit_code == 2 and "--allow-loss" in refused.output
+    assert Store(tmp_path).settings()["XRPUSDT"][0].profit_target == Decimal("0.002"), "nothing written"
+    meant = cli("settings", "set", "XRPUSDT", "profit_target=-0.001", "--allow-loss", "--run-dir", tmp_path)
+    assert meant.exit_code == 0 and Store(tmp_path).settings()["XRPUSDT"][0].profit_target == Decimal("-0.001")
+
+
+def test_a_paper_run_takes_any_valid_profit_target(run_dir):
+    assert cli("settings", "set", "XRPUSDT", "profit_target=-0.001", "--run-dir", run_dir).exit_code == 0
