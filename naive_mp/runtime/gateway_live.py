@@ -110,6 +110,8 @@ class LiveGateway(Gateway):
     # -- boot and stop -------------------------------------------------------------
 
     def _restore(self) -> None:
+        if getattr(self, "store", None) is not None:
+            return  # done first thing in run(): the start's checks need the book
         self.store = Store(self.spec.run_dir)
         for order in self.store.live_orders():
             self.live.by_client_id[order.client_order_id] = order
@@ -124,6 +126,7 @@ class LiveGateway(Gateway):
         keys = secrets.take(os.environ)
         if keys is None:
             raise BootError("no API keys were handed to the gateway (start --live reads them)")
+        self._restore()
         timing, endpoints = self.spec.live_timing, self.spec.endpoints
         self.rest = BinanceRest(keys.key, keys.secret, endpoints.api_url, limiter=Limiter(),
                                 timeout_s=timing.request_timeout_s,

@@ -179,6 +179,7 @@ def test_refusals_each_get_their_documented_behaviour(fake, tmp_path):
     log = t.log()
     assert "our order breaks a filter, a bug of ours; that trader stops" in log
     assert "clock is" in log, "-1021 resynced the clock"
+    assert "429 from Binance" in log and "every request waits 1 s" in log
     assert no_order_twice(fake) == []
 
 
@@ -243,7 +244,8 @@ def test_an_order_canceled_by_hand_while_running_and_while_stopped_is_noticed_an
     finally:
         t.kill_all()
     fake.cancel_by_hand("TESTUSDT-1-2-B")  # while nothing runs
-    t2 = live_tree(tmp_path)
+    patient = {"spec": {**KNOBS["spec"], "live_timing": {**KNOBS["spec"]["live_timing"], "reconcile_s": 600}}}
+    t2 = live_tree(tmp_path, knobs=patient)  # no periodic check: the one at start must find it
     try:
         up(t2, fake)
         t2.wait_for(lambda: "TESTUSDT-1-2-B canceled on Binance" in t2.log(), timeout=30)
