@@ -312,7 +312,8 @@ def test_status_and_stop_commands_against_a_running_supervisor(supervisor):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--live"], "--live (real orders) arrives with the Binance orders issue"),
+    (["--live", "--replay", __file__], "--live places real orders on the live market: it does not go with --replay"),
+    (["XRPUSDT", "--allow-loss"], "--secrets and --allow-loss go with --live"),
     ([], "name the symbols to paper-trade on the live market"),
     (["--lockstep"], "--lockstep needs --replay TAPE"),
     (["--exit-at-end"], "--exit-at-end needs --replay TAPE"),
