@@ -208,6 +208,18 @@ class LiveGateway(Gateway):
             parts.append(f"{len(self.strangers)} unknown orders of ours on Binance")
         return ", ".join(parts)
 
+    def _samples(self) -> list[wire.Sample]:
+        out = super()._samples()
+        now = time.time()
+        out += [wire.Sample(name="naive_mp_user_stream_up", value=float(self.stream_up)),
+                wire.Sample(name="naive_mp_user_stream_subscriptions", value=self.user.connections),
+                wire.Sample(name="naive_mp_binance_ban_seconds",
+                            value=max(0.0, self.rest.limiter.banned_until - now))]
+        for symbol in self.spec.symbols:
+            open_orders = sum(o.open and o.symbol == symbol for o in self.live.by_client_id.values())
+            out.append(wire.Sample(name="naive_mp_orders_open", value=open_orders, labels={"symbol": symbol}))
+        return out
+
     # -- requests from traders -------------------------------------------------------------
 
     def _answer(self, request) -> wire.GatewayReply:

@@ -30,6 +30,11 @@ METRICS = {
                           ("role", "name")),
     "naive_mp_stream_reconnects": ("counter", "Reconnections of the live trade stream", ()),
     "naive_mp_stream_backfilled_trades": ("counter", "Trades fetched over REST to fill gaps in the stream", ()),
+    "naive_mp_user_stream_up": ("gauge", "Live: 1 while the Binance user data stream is subscribed", ()),
+    "naive_mp_user_stream_subscriptions": ("counter", "Live: subscriptions of the user data stream (reconnects + 1)",
+                                           ()),
+    "naive_mp_binance_ban_seconds": ("gauge", "Live: seconds left of a Binance IP ban (418); no order goes out", ()),
+    "naive_mp_orders_open": ("gauge", "Live: our orders open on Binance (or being placed)", ("symbol",)),
     "naive_mp_tick_to_order_seconds": ("histogram", "From a trade's publication to the gateway receiving the order "
                                                     "it caused", ()),
 }

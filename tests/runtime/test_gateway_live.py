@@ -16,6 +16,7 @@ from decimal import ROUND_DOWN, Decimal
 import pytest
 
 from fakebinance import TESTUSDT_INFO as EXCHANGE_INFO, FakeBinance, FakeTrade
+from test_metrics import free_port, scrape
 from tree import Tree, cmdline, naive_mp
 
 LEVELS = ["1.0000", "0.9970", "0.9960", "1.0020"]  # BUYs fill, rebuys fire, SELLs fill, traders are replaced
@@ -89,15 +90,17 @@ def store_orders(run_dir) -> dict:
 
 
 def test_a_live_session_places_follows_partial_fills_and_sells_what_was_received(fake, tmp_path):
-    t = live_tree(tmp_path)
+    port = free_port()
+    t = live_tree(tmp_path, "--metrics-addr", port)
     try:
         up(t, fake)
         fake.play(interval_s=0.01)
         fake.wait_played(timeout=90)
         t.wait_for(lambda: sum(o["status"] == "FILLED" and o["side"] == "SELL" for o in fake.orders()) >= 3,
                    timeout=30)
-        time.sleep(1.0)  # the last reports arrive
+        time.sleep(1.5)  # the last reports arrive, the gateway beats
         assert "user stream up" in t.processes("gateway")[0]["state"]
+        metrics = scrape(port)
         stop(t)
     finally:
         t.kill_all()
@@ -107,6 +110,9 @@ def test_a_live_session_places_follows_partial_fills_and_sells_what_was_received
     ours = store_orders(t.run_dir)
     for order in fake.orders():  # the run's record agrees with the exchange's book
         assert ours[order["clientOrderId"]]["status"] == order["status"], order
+    assert metrics[("naive_mp_user_stream_up", ())] == 1 and metrics[("naive_mp_binance_ban_seconds", ())] == 0
+    open_now = sum(o["status"] in ("NEW", "PARTIALLY_FILLED") for o in fake.orders())
+    assert metrics[("naive_mp_orders_open", (("symbol", "TESTUSDT"),))] == open_now
     assert "Traceback" not in t.log()
 
 
