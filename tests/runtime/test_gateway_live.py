@@ -209,12 +209,17 @@ def test_an_order_of_ours_the_run_does_not_know_is_reported_and_adopted_never_du
     assert no_order_twice(fake) == [] and "Duplicate order sent." in t.log()
 
 
-def test_kill_9_of_the_gateway_and_of_the_whole_tree_places_nothing_twice(fake, tmp_path):
+def test_kill_9_of_a_trader_the_gateway_and_the_whole_tree_places_nothing_twice(fake, tmp_path):
     t = live_tree(tmp_path)
     try:
         up(t, fake)
         fake.play(interval_s=0.02)
-        time.sleep(3)
+        time.sleep(2)
+        trader = t.processes("trader")[0]
+        os.kill(trader["pid"], signal.SIGKILL)
+        t.wait_for(lambda: any(p["trader_id"] == trader["trader_id"] and p["pid"] != trader["pid"]
+                               for p in t.processes("trader")), timeout=30)
+        time.sleep(1)
         gateway = t.processes("gateway")[0]["pid"]
         os.kill(gateway, signal.SIGKILL)
         t.wait_for(lambda: (g := t.processes("gateway")) and g[0]["pid"] != gateway
