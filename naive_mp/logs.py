@@ -100,6 +100,9 @@ class ProgressLine:
             self.stream.flush()
 
 
+QUIET_LIBRARIES = ("websockets", "urllib3", "binance", "aiohttp")
+
+
 def setup_logging(level: int = logging.INFO, file: str | None = None, process: str | None = None,
                   log_format: str = "text") -> None:
     """Log at `level` to stderr, and to `file` too when given; `log_format` text or json.
@@ -117,6 +120,8 @@ def setup_logging(level: int = logging.INFO, file: str | None = None, process: s
         for handler in handlers:
             handler.addFilter(_ProcessName())
     logging.basicConfig(level=level, format=fmt, handlers=handlers, force=True)
+    for name in QUIET_LIBRARIES:  # their DEBUG lines carry what we sign: the WS-API's apiKey, signed URLs
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     if log_format == "json":
         for handler in handlers:
             handler.setFormatter(JsonFormatter())

@@ -269,7 +269,7 @@ def test_an_order_canceled_by_hand_while_running_and_while_stopped_is_noticed_an
 
 
 def test_the_api_secret_shows_nowhere_but_in_the_gateway(fake, tmp_path):
-    t = live_tree(tmp_path)
+    t = live_tree(tmp_path, "-v")  # DEBUG lines too
     try:
         up(t, fake, traders=1)
         fake.print_trades("TESTUSDT", 1)
@@ -291,7 +291,9 @@ def test_the_api_secret_shows_nowhere_but_in_the_gateway(fake, tmp_path):
     for path in glob.glob(str(t.run_dir / "**"), recursive=True):
         if os.path.isfile(path):
             assert secret not in open(path, "rb").read(), f"{path} holds the secret"
-    assert SECRET not in (tmp_path / "run.stderr").read_text()
+    stderr = (tmp_path / "run.stderr").read_text()
+    assert SECRET not in stderr and KEY not in stderr and KEY not in t.log(), "nor the key, even at DEBUG"
+    assert "DEBUG" in t.log()
 
 
 def test_live_refuses_a_losing_profit_target_and_a_budget_the_account_cannot_cover(fake, tmp_path):
