@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 
 from naive_mp.core.messages import PlaceOrder
 from naive_mp.exchange.binance_rest import Banned, BinanceRest, OutcomeUnknown, RateLimited
@@ -153,7 +154,7 @@ class RestWorker(threading.Thread):
                 if answer is None:
                     self.post(Vanished(cid))
                     continue
-                executed = float(answer.get("executedQty") or 0)
+                executed = Decimal(str(answer.get("executedQty") or "0"))
                 trades = self.rest.trades_of(symbol, int(answer["orderId"])) if executed > 0 else []
                 self.post(Snapshot(cid, answer, trades))
             except (RateLimited, OutcomeUnknown, ExchangeRefused) as exc:
@@ -182,4 +183,5 @@ class RestWorker(threading.Thread):
 
 def _probe(symbol: str, client_order_id: str) -> PlaceOrder:
     """Just enough of an order for `BinanceRest.resolve` to ask for it."""
-    return PlaceOrder(client_order_id=client_order_id, symbol=symbol, trader_id=1, side="BUY", price=1, quantity=1)
+    return PlaceOrder(client_order_id=client_order_id, symbol=symbol, trader_id=1, side="BUY", price=Decimal(1),
+                      quantity=Decimal(1))
