@@ -160,6 +160,7 @@ class OrderInfo(msgspec.Struct, frozen=True, array_like=True):
     status: str
     filled_trade_id: int | None
     received: Decimal | None = None  # live: what a filled BUY brought in, net of a fee taken in the base asset
+    executed: Decimal | None = None  # live: how much of it filled (a SELL canceled part-filled sells the rest)
 
 
 class GatewayReply(Wire):

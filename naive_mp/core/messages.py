@@ -81,6 +81,7 @@ class OrderChecked(Message):
     quantity: Decimal | None = None
     trade_id: int | None = None
     received: Decimal | None = None  # as OrderFilled's, for a FILLED order
+    executed: Decimal | None = None  # how much of it filled (of a CANCELED SELL: the rest is sold again)
 
 
 # -- commands a trader gives ------------------------------------------------

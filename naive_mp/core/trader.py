@@ -146,8 +146,10 @@ def _check_placed(state: TraderState, event: OrderChecked) -> Step:
         return (_place_sell if side == "BUY" else _finish)(state, _as_fill(state, event))
     if event.status is None:  # it never reached the exchange: place it now, same client id
         return state, [_place(state, side)]
-    if event.status == "CANCELED":  # canceled while we were down: recover as if we had seen it
-        canceled = OrderCanceled(client_order_id=event.client_order_id, side=side)
+    if event.status in ("CANCELED", "EXPIRED"):  # canceled while we were down: recover as if we had seen it
+        part = event.executed is not None and 0 < event.executed < (event.quantity or 0)
+        canceled = OrderCanceled(client_order_id=event.client_order_id, side=side,
+                                 remaining=event.quantity - event.executed if part else None)
         return (_buy_canceled if side == "BUY" else _sell_canceled)(state, canceled)
     reason = f"its {side} {event.client_order_id} is {event.status} on the exchange"
     return replace(state, phase="FAILED", reason=reason), NOTHING

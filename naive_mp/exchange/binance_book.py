@@ -119,8 +119,9 @@ def _dec(value) -> Decimal:
 
 
 def _advance(order: LiveOrder, status: str, executed=None, quote=None) -> None:
-    if rank(status) >= rank(order.status) and order.status not in ENDED:
-        order.status = status
+    # REJECTED is what we concluded, not what Binance said: Binance showing the order overrules it.
+    if order.status == REJECTED or (rank(status) >= rank(order.status) and order.status not in ENDED):
+        order.status, order.reason = status, ""
     if executed is not None and _dec(executed) > order.executed:
         order.executed = _dec(executed)
     if quote is not None and _dec(quote) > order.quote:
@@ -181,6 +182,21 @@ def news(order: LiveOrder) -> OrderFilled | OrderCanceled | None:
                            received=order.received())
     remaining = order.quantity - order.executed if order.executed > 0 else None
     return OrderCanceled(client_order_id=order.client_order_id, side=order.side, remaining=remaining)
+
+
+def trader_view(order: LiveOrder) -> str:
+    """The status a trader asking about its order is told.
+
+    PENDING_NEW while the outcome of its placing is not known. An order that
+    ended with fills not all known yet is still PARTIALLY_FILLED: told FILLED
+    now, the trader would sell before the fee taken from the BUY is known.
+    A BUY canceled after a part filled is FILLED (for that part), as `news` says.
+    """
+    if order.status == SENDING:
+        return "PENDING_NEW"
+    if not order.open and order.executed > 0 and not order.fills_complete:
+        return "PARTIALLY_FILLED"
+    return order.as_order().status
 
 
 def missing_fills(order: LiveOrder) -> bool:

@@ -109,6 +109,10 @@ class RestWorker(threading.Thread):
         self.jobs.put(None)
 
     def run(self) -> None:
+        try:  # as the async client does once; a -1021 later resyncs anyway
+            self.rest.sync_clock()
+        except Exception as exc:  # noqa: BLE001 - not fatal: signed requests say when the clock is off
+            log.warning("could not read Binance's clock at start (%s); going on", exc)
         while not self.rest.stop.is_set():
             job = self.jobs.get()
             if job is None:
@@ -117,7 +121,11 @@ class RestWorker(threading.Thread):
                 self._do(job)
             except Exception:  # a bug here must not silently stop every order: say it, go on
                 log.exception("REST job %s failed", type(job).__name__)
-                self.post(CheckFailed(job, 5.0, "internal error"))
+                if isinstance(job, PlaceJob):  # it may have been booked: find out, never place it again blind
+                    self.post(Refused(job.command.client_order_id, -1007, "internal error",
+                                      retry_after_s=self.rest.timing.resolve_s, unknown=True))
+                else:
+                    self.post(CheckFailed(job, 5.0, "internal error"))
 
     def _do(self, job) -> None:
         if isinstance(job, PlaceJob):

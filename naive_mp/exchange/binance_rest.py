@@ -39,7 +39,8 @@ TIMEOUT_S = 10.0
 ATTEMPTS = 5  # of one request through -1021s and 429s
 NO_SUCH_ORDER = -2013
 DUPLICATE = "Duplicate order sent."
-UNKNOWN_CODES = (-1006, -1007)  # "unexpected response" / "timeout waiting for the backend": status unknown
+UNKNOWN_CODES = (-1006, -1007)
+ANSWERS_AN_ORDER = ("create_order", "get_order", "cancel_order")  # "unexpected response" / "timeout waiting for the backend": status unknown
 
 
 class OutcomeUnknown(Exception):
@@ -92,6 +93,8 @@ class BinanceRest:
             except (requests.RequestException, OSError) as exc:
                 raise OutcomeUnknown(f"{name}: {type(exc).__name__}: {exc}") from None
             self.limiter.note_headers(self._headers(self.client.response), self.clock())
+            if name in ANSWERS_AN_ORDER and not (isinstance(answer, dict) and "orderId" in answer):
+                raise OutcomeUnknown(f"{name}: an answer without an order ({str(answer)[:80]!r})")
             return answer
         raise RateLimited(self.limiter.wait_s(self.clock()) or 1.0, f"{name}: still refused after {ATTEMPTS} tries")
 
@@ -118,11 +121,17 @@ class BinanceRest:
             log.warning("429 from Binance (%s): every request waits %.0f s", exc.message, wait)
             return
         if exc.code == -1021:
-            self.sync_clock()
+            try:
+                self.sync_clock()
+            except (BinanceAPIException, BinanceRequestException, requests.RequestException, OSError,
+                    KeyError, TypeError, ValueError) as failed:
+                raise OutcomeUnknown(f"-1021, and Binance's clock could not be read: {failed}") from None
             return
-        if status >= 500 or exc.code in UNKNOWN_CODES:
-            raise OutcomeUnknown(f"{status} {exc.code} {exc.message}") from None
-        raise ExchangeRefused(exc.code, exc.message) from None
+        message = exc.message if isinstance(exc.message, str) else str(exc.message)
+        # No Binance error code (a proxy's or firewall's page, a 403): nothing says what happened.
+        if status >= 500 or status == 403 or exc.code in UNKNOWN_CODES or not exc.code:
+            raise OutcomeUnknown(f"{status} {exc.code} {message[:200]}") from None
+        raise ExchangeRefused(int(exc.code), message) from None
 
     @staticmethod
     def _headers(response):
@@ -156,28 +165,37 @@ class BinanceRest:
         Raises ExchangeRefused for a definite no, RateLimited/Banned to try later,
         OutcomeUnknown when even asking could not settle it (nothing was placed blind).
         """
-        for round_ in range(1, self.timing.rounds + 1):
-            try:
-                return self.call("create_order", symbol=command.symbol, side=command.side, type="LIMIT",
-                                 timeInForce="GTC", quantity=fmt(command.quantity), price=fmt(command.price),
-                                 newClientOrderId=command.client_order_id), "placed"
-            except ExchangeRefused as refused:
-                if refused.message != DUPLICATE:
-                    raise
-                log.warning("%s: Binance already has it open (%s): adopted", command.client_order_id, DUPLICATE)
+        uncertain = False  # once an attempt may have been booked, no later error is a clean "no"
+        try:
+            for round_ in range(1, self.timing.rounds + 1):
+                try:
+                    return self.call("create_order", symbol=command.symbol, side=command.side, type="LIMIT",
+                                     timeInForce="GTC", quantity=fmt(command.quantity), price=fmt(command.price),
+                                     newClientOrderId=command.client_order_id), "placed"
+                except ExchangeRefused as refused:
+                    if refused.message != DUPLICATE:
+                        raise
+                    log.warning("%s: Binance already has it open (%s): adopted", command.client_order_id, DUPLICATE)
+                    uncertain = True
+                    found = self.resolve(command)
+                    if found is None:
+                        raise OutcomeUnknown(f"{command.client_order_id}: a duplicate that cannot be found") from None
+                    return found, "adopted"
+                except OutcomeUnknown as unknown:
+                    uncertain = True
+                    log.warning("%s: placing had no answer (%s): asking Binance for it by client id",
+                                command.client_order_id, unknown)
                 found = self.resolve(command)
-                if found is None:
-                    raise OutcomeUnknown(f"{command.client_order_id}: a duplicate that cannot be found") from None
-                return found, "adopted"
-            except OutcomeUnknown as unknown:
-                log.warning("%s: placing had no answer (%s): asking Binance for it by client id",
-                            command.client_order_id, unknown)
-            found = self.resolve(command)
-            if found is not None:
-                return found, "found after an unknown outcome"
-            log.warning("%s: not on Binance after %.0f s of asking: placing it again, same client id (round %d)",
-                        command.client_order_id, self.timing.resolve_s, round_ + 1)
-        raise OutcomeUnknown(f"{command.client_order_id}: placing stayed unknown after {self.timing.rounds} rounds")
+                if found is not None:
+                    return found, "found after an unknown outcome"
+                log.warning("%s: not on Binance after %.0f s of asking: placing it again, same client id "
+                            "(round %d)", command.client_order_id, self.timing.resolve_s, round_ + 1)
+            raise OutcomeUnknown(f"{command.client_order_id}: placing stayed unknown after {self.timing.rounds} rounds")
+        except (ExchangeRefused, RateLimited) as exc:
+            if not uncertain:
+                raise
+            # An earlier attempt may be booked (a -2010 now may be its funds, locked): never "refused".
+            raise OutcomeUnknown(f"{command.client_order_id}: {exc} after an attempt whose outcome is unknown") from None
 
     def resolve(self, command: PlaceOrder) -> dict | None:
         """Ask for the order by client id until it shows or `resolve_s` passes; last, list the open orders."""
@@ -205,9 +223,10 @@ class BinanceRest:
         return self.call("get_open_orders", symbol=symbol)
 
     def trades_of(self, symbol: str, exchange_id: int) -> list[dict]:
-        return self.call("get_my_trades", symbol=symbol, orderId=exchange_id)
+        return self.call("get_my_trades", symbol=symbol, orderId=exchange_id, limit=1000)
 
-    def balances(self) -> dict[str, tuple[str, str]]:
+    def balances(self, timeout_s: float | None = None) -> dict[str, tuple[str, str]]:
         """asset -> (free, locked), as Binance writes them."""
-        account = self.call("get_account")
+        extra = {"requests_params": {"timeout": timeout_s}} if timeout_s else {}
+        account = self.call("get_account", **extra)
         return {b["asset"]: (b["free"], b["locked"]) for b in account.get("balances", ())}

@@ -87,6 +87,10 @@ class UserStream(threading.Thread):
                 log.warning("user data stream down (%s); rebuilding it", reason)
                 self.post(StreamDown(reason))
                 failures += 1
+            except Exception as exc:  # noqa: BLE001 - a bug, or an answer we did not foresee: never a dead thread
+                log.exception("user data stream: unexpected %s; rebuilding it", type(exc).__name__)
+                self.post(StreamDown(f"{type(exc).__name__}: {exc}"))
+                failures += 1
             self.stop.wait(BACKOFF_S[min(failures, len(BACKOFF_S) - 1)] if failures else 0)
 
     def _session(self) -> None:
@@ -133,10 +137,13 @@ class UserStream(threading.Thread):
             if message is None or message.get("id") != request_id:
                 continue
             if message.get("status") == 200:
-                log.info("user data stream subscribed (subscription %s)", message.get("result", {}).get("subscriptionId"))
+                result = message.get("result")
+                log.info("user data stream subscribed (subscription %s)",
+                         result.get("subscriptionId") if isinstance(result, dict) else "?")
                 return
-            error = message.get("error") or {}
-            raise SubscribeRefused(f"{error.get('code')} {error.get('msg')}")
+            error = message.get("error")
+            raise SubscribeRefused(f"{error.get('code')} {error.get('msg')}" if isinstance(error, dict) else
+                                   f"status {message.get('status')}: {str(error)[:200]}")
         raise TimeoutError("no answer to the user data stream subscription")
 
     @staticmethod

@@ -19,9 +19,10 @@ Decisions:
 - A symlinked secrets file is followed (secret mounts and dotfile managers
   use links); the checks apply to what was opened, by fstat on the open
   descriptor, so nothing can be swapped between the check and the read.
-- `prepare` re-execs only when either variable is in the environment: keys
-  from a file never were in the exec'd block, so handing off the memfd is
-  enough, and saves a second interpreter start.
+- `prepare` always re-execs once the keys are read, from the environment or a
+  file: the image that then becomes the supervisor, and that every child forks
+  from, never read the secret (it only checks the descriptor is ours). A second
+  interpreter start (~0.1 s) is the price.
 """
 
 import fcntl
@@ -195,8 +196,8 @@ def handoff_fd(environ: Mapping[str, str]) -> int | None:
     return int(value)
 
 
-def take(environ: Mapping[str, str]) -> ApiKeys | None:
-    """In the gateway: the keys handed over in NAIVE_MP_KEYS_FD, None if none were; read from offset 0 each time."""
+def _checked_fd(environ: Mapping[str, str]) -> int | None:
+    """The hand-off's descriptor, checked to be our memfd without reading what it holds."""
     fd = handoff_fd(environ)
     if fd is None:
         return None
@@ -208,6 +209,14 @@ def take(environ: Mapping[str, str]) -> ApiKeys | None:
                            f"(only the gateway keeps the key hand-off)") from None
     if not target.startswith(f"/memfd:{MEMFD_NAME}"):
         raise SecretsError(f"{FD_ENV}={fd}: descriptor {fd} is not the key hand-off (it is {target})")
+    return fd
+
+
+def take(environ: Mapping[str, str]) -> ApiKeys | None:
+    """In the gateway: the keys handed over in NAIVE_MP_KEYS_FD, None if none were; read from offset 0 each time."""
+    fd = _checked_fd(environ)
+    if fd is None:
+        return None
     try:
         data = os.pread(fd, 4 * MAX_LENGTH, 0)
         keys = json.loads(data)
@@ -260,19 +269,17 @@ def reexec_without_keys(keys: ApiKeys, argv: list[str] | None = None, environ: M
 def prepare(secrets_file: Path | None = None, environ=os.environ) -> None:
     """In the CLI before any child: the keys read, out of the environment, and handed off in NAIVE_MP_KEYS_FD.
 
-    Returns once `environ[FD_ENV]` names the hand-off, perhaps after a
-    re-exec (then the call returns in the new process image, the command
-    having started over). SecretsError when there are no keys.
+    Returns once `environ[FD_ENV]` names the hand-off, in the new process image
+    the re-exec started (the command having started over). SecretsError when
+    there are no keys.
     """
     has_env_keys = ENV_KEY in environ or ENV_SECRET in environ
     if FD_ENV in environ and not has_env_keys:
-        # The re-exec'd process (or a second call): the hand-off is the source; no exec again.
-        take(environ)  # a stale or bogus NAIVE_MP_KEYS_FD is refused here, in the CLI, not in the gateway
-        os.set_inheritable(handoff_fd(environ), False)  # forked children get it; exec'd ones must not
+        # The re-exec'd process (or a second call): the hand-off is the source; no exec again. Only
+        # checked to be ours, never read: this process (the supervisor) never holds the secret.
+        fd = _checked_fd(environ)  # a stale or bogus NAIVE_MP_KEYS_FD is refused here, in the CLI
+        os.set_inheritable(fd, False)  # forked children get it; exec'd ones must not
         return
-    keys = load(environ, secrets_file)
-    if has_env_keys:
-        reexec_without_keys(keys, environ=environ)
-    fd = hand_off(keys)
-    os.set_inheritable(fd, False)
-    environ[FD_ENV] = str(fd)
+    # Whether from the environment or a file, the secret is now in this process's memory: start
+    # over in a fresh image, which every child forks from, with only the descriptor.
+    reexec_without_keys(load(environ, secrets_file), environ=environ)

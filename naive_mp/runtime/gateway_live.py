@@ -45,6 +45,8 @@ log = logging.getLogger("naive_mp.gateway")
 
 FILTER_FAILURE = -1013
 INSUFFICIENT = "insufficient balance"
+BOOT_TIMEOUT_S = 3.0
+COMPLETE_AGAIN_S = 1.0  # an order whose fills are not all known: its trades asked for again after this
 OUR_ID = re.compile(r"^(?P<symbol>[A-Z0-9]{2,20})-\d+-\d+-[BS]\d*$")
 
 
@@ -106,6 +108,8 @@ class LiveGateway(Gateway):
         self.next_reconcile = 0.0
         self.later: list[tuple[float, object]] = []  # (when, job): checks to try again
         self.strangers: set[str] = set()  # orders of ours on Binance the run does not know
+        self.placing: dict[str, int] = {}  # client id -> PlaceJobs handed to the worker, not answered yet
+        self.completing: set[str] = set()  # client ids whose trades are asked for, to know every fill
 
     # -- boot and stop -------------------------------------------------------------
 
@@ -136,10 +140,6 @@ class LiveGateway(Gateway):
                                silence_s=self.spec.stream_silence_s, max_age_s=self.spec.stream_max_age_s,
                                clock_ms=lambda: int(time.time() * 1000) + self.rest.client.timestamp_offset)
         del keys
-        try:
-            self.rest.sync_clock()
-        except Exception as exc:  # noqa: BLE001 - no clock yet is not fatal: -1021 resyncs later
-            log.warning("could not read Binance's clock at start (%s); going on", exc)
         self._check_account()
         self.worker.start()
         self.user.start()
@@ -154,8 +154,8 @@ class LiveGateway(Gateway):
     def _check_account(self) -> None:
         """Log the balances; a new run whose budgets the account cannot cover does not start."""
         fresh = not self.live.by_client_id
-        try:
-            balances = self.rest.balances()
+        try:  # before the first heartbeat: quick, or the supervisor takes us for hung
+            balances = self.rest.balances(timeout_s=BOOT_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - said, and for a new run fatal: we cannot check the budget
             if fresh:
                 raise BootError(f"cannot read the account's balances from Binance: {exc}") from None
@@ -180,12 +180,10 @@ class LiveGateway(Gateway):
     def _extra_fds(self) -> list[int]:
         return [self.outbox.read_fd]
 
-    def _on_fd(self, fd: int) -> None:
-        if fd == self.outbox.read_fd:
-            for item in self.outbox.take():
-                self._on_result(item)
-
     def _tick(self) -> None:
+        for thread in (self.worker, self.user):
+            if not thread.is_alive():  # crash: the supervisor restarts us, and the restart asks Binance again
+                raise RuntimeError(f"the gateway's {thread.name} thread died")
         now = time.monotonic()
         if now >= self.next_reconcile:
             if self.next_reconcile:
@@ -245,21 +243,39 @@ class LiveGateway(Gateway):
         order = book.new_order(command, split_symbol(command.symbol)[0], local_id, feed.last_trade_id)
         self.live.by_client_id[command.client_order_id] = order
         self._save(order)  # written before the request leaves: a gateway killed now asks Binance about it
+        self.placing[command.client_order_id] = self.placing.get(command.client_order_id, 0) + 1
         self.worker.submit(PlaceJob(command))
         return wire.GatewayReply(req_id=request.req_id, order=self._info(order))
 
     @staticmethod
     def _info(order: book.LiveOrder) -> wire.OrderInfo:
-        shown = order.as_order()
-        status = "PENDING_NEW" if order.status == book.SENDING else shown.status
+        shown, status = order.as_order(), book.trader_view(order)
         return wire.OrderInfo(order_id=order.local_id, client_order_id=order.client_order_id, side=order.side,
                               price=shown.price, quantity=shown.quantity, status=status,
                               filled_trade_id=shown.filled_trade_id,
-                              received=order.received() if status == "FILLED" else None)
+                              received=order.received() if status == "FILLED" else None,
+                              executed=order.executed)
 
     # -- what the helper threads post --------------------------------------------------------
 
+    def _on_fd(self, fd: int) -> None:
+        if fd == self.outbox.read_fd:
+            for item in self.outbox.take():
+                try:
+                    self._on_result(item)
+                except Exception:  # an answer we did not foresee must not take the rest of the batch with it
+                    log.exception("could not apply %s; the next check of open orders asks again", type(item).__name__)
+
+    def _done_placing(self, client_order_id: str) -> None:
+        left = self.placing.get(client_order_id, 0) - 1
+        if left > 0:
+            self.placing[client_order_id] = left
+        else:
+            self.placing.pop(client_order_id, None)
+
     def _on_result(self, item) -> None:
+        if isinstance(item, (Placed, Refused)):
+            self._done_placing(item.client_order_id)
         if isinstance(item, ExecutionReport):
             self._on_report(item.report)
         elif isinstance(item, Placed):
@@ -277,8 +293,8 @@ class LiveGateway(Gateway):
             self.later.append((time.monotonic() + item.retry_after_s, item.job))
         elif isinstance(item, Subscribed):
             self.stream_up = True
-            if item.connection > 1:
-                self._check_all("the user data stream came back")
+            # What happened while no stream was up (before the first one, too) is asked for now.
+            self._check_all("the user data stream came back" if item.connection > 1 else "the user data stream is up")
         elif isinstance(item, StreamDown):
             self.stream_up = False
 
@@ -291,6 +307,8 @@ class LiveGateway(Gateway):
 
     def _on_refused(self, refused: Refused) -> None:
         order = self.live.find(refused.client_order_id)
+        if order is None or order.status != book.SENDING:
+            return  # Binance showed the order meanwhile (a report, a check): that is the news, not this
         retry = refused.retry_after_s
         if refused.unknown:  # it may exist: keep it SENDING, ask again later; the trader waits
             log.error("%s: whether Binance took it is still unknown (%s): asking again in %.0f s",
@@ -318,6 +336,7 @@ class LiveGateway(Gateway):
         order = self.live.find(snapshot.client_order_id)
         if order is None:
             return
+        self.completing.discard(order.client_order_id)  # asked: if fills are still missing, ask again later
         was = order.status
         book.apply_answer(order, snapshot.answer)
         book.apply_trades(order, snapshot.trades)
@@ -327,8 +346,8 @@ class LiveGateway(Gateway):
 
     def _on_vanished(self, vanished: Vanished) -> None:
         order = self.live.find(vanished.client_order_id)
-        if order is None or order.status != book.SENDING:
-            return  # an order Binance accepted does not vanish; a late -2013 is not news
+        if order is None or order.status != book.SENDING or self.placing.get(order.client_order_id):
+            return  # Binance accepted it, or a place of it is still out: a -2013 asked before is not news
         log.warning("%s: Binance never got it: the trader places it again", order.client_order_id)
         self._on_refused(Refused(order.client_order_id, -2013, "Order does not exist.", retry_after_s=0.1))
 
@@ -357,7 +376,12 @@ class LiveGateway(Gateway):
 
     def _changed(self, order: book.LiveOrder) -> None:
         if book.missing_fills(order) and not order.open:
-            self.worker.submit(CheckJob(((order.symbol, order.client_order_id, False),), "fills to complete"))
+            if order.client_order_id not in self.completing:  # one ask at a time, not a loop burning weight
+                self.completing.add(order.client_order_id)
+                self.later.append((time.monotonic() + COMPLETE_AGAIN_S,
+                                   CheckJob(((order.symbol, order.client_order_id, False),), "fills to complete")))
+        else:
+            self.completing.discard(order.client_order_id)
         news = book.news(order)
         self._save(order)  # committed before anyone hears of it
         if isinstance(news, OrderFilled):

@@ -156,6 +156,7 @@ class TraderProcess:
                 quantity=order.quantity if order else None,
                 trade_id=order.filled_trade_id if order else None,
                 received=order.received if order else None,
+                executed=order.executed if order else None,
             )
             if order is not None or self.state.phase != "NEW":
                 log.info("%s: after restart, %s is %s", self.state.label, client_order_id,

@@ -75,7 +75,9 @@ LEGAL = [
     ("restarted SELL_PLACED, SELL canceled: sell again", trader("SELL_PLACED"), checked("SELL", "CANCELED"),
      "SELL_PLACED", [place("SELL", "2")]),
     ("restarted BUY_PLACED, BUY canceled: next cycle", trader("BUY_PLACED"), checked("BUY", "CANCELED"), "NEW", []),
-    ("restarted SELL_PLACED, SELL expired", trader("SELL_PLACED"), checked("SELL", "EXPIRED"), "FAILED", []),
+    ("restarted SELL_PLACED, SELL expired: as canceled", trader("SELL_PLACED"), checked("SELL", "EXPIRED"),
+     "SELL_PLACED", [place("SELL", "2")]),
+    ("restarted SELL_PLACED, SELL rejected after all", trader("SELL_PLACED"), checked("SELL", "REJECTED"), "FAILED", []),
     ("canceled BUY: a new cycle on the next trade", trader("BUY_PLACED"), CANCELED_BUY, "NEW", []),
     ("canceled SELL: the same SELL, a new client id", trader("SELL_PLACED"), CANCELED_SELL, "SELL_PLACED",
      [place("SELL", "2")]),
@@ -192,3 +194,9 @@ def test_an_order_still_working_at_the_exchange_is_waited_for(status):
     for phase, side in (("BUY_PLACED", "BUY"), ("SELL_PLACED", "SELL")):
         state, commands = step(trader(phase), checked(side, status))
         assert (state.phase, commands) == (phase, [])
+
+
+def test_a_restarted_trader_whose_sell_was_canceled_part_filled_sells_only_the_rest():
+    event = replace(checked("SELL", "CANCELED"), executed=D("1.400"))
+    state, commands = step(trader("SELL_PLACED"), event)
+    assert commands == [replace(place("SELL", "2"), quantity=PLAN.quantity - D("1.400"))]

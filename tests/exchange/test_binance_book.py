@@ -90,3 +90,19 @@ def test_a_refused_order_is_as_if_never_placed_and_tells_nothing():
     assert o.status == book.SENDING and o.open
     book.refuse(o, "-2010 Account has insufficient balance for requested action.")
     assert not o.open and book.news(o) is None
+
+
+def test_a_trader_asking_is_not_told_filled_before_every_fill_is_known():
+    o = order()
+    book.apply_answer(o, {"orderId": 42, "status": "FILLED", "executedQty": "10", "cummulativeQuoteQty": "4.3"})
+    assert book.trader_view(o) == "PARTIALLY_FILLED", "the fee is not known: selling now would oversell"
+    book.apply_trades(o, [{"orderId": 42, "id": 100, "price": "0.43", "qty": "10", "commission": "0.01",
+                           "commissionAsset": "XRP"}])
+    assert book.trader_view(o) == "FILLED" and o.received() == D("9.99")
+
+
+def test_binance_showing_an_order_we_concluded_was_never_placed_brings_it_back():
+    o = book.new_order(BUY, "XRP", local_id=2, placed_trade_id=5)
+    book.refuse(o, "never reached Binance")
+    book.apply_report(o, report("TRADE", "FILLED", "10", t=100, last="10", fee="0.01", asset="XRP"))
+    assert o.status == "FILLED" and book.news(o).received == D("9.99")

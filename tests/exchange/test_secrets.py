@@ -288,7 +288,7 @@ def test_prepare_with_keys_in_the_environment_reexecs_once():
     assert (prepared["key"], prepared["secret_sha"]) == (KEY, SECRET_SHA)
 
 
-def test_prepare_with_a_file_hands_off_without_exec(tmp_path):
+def test_prepare_with_a_file_reexecs_too_so_the_process_that_forks_never_read_the_secret(tmp_path):
     path = write_keys(tmp_path / "keys.toml", GOOD_TOML)
     (prepared,) = run(PREPARE, str(path), keys_in_env=False)
     assert prepared["secret_in_environ"] is False
