@@ -153,23 +153,53 @@ class RestWorker(threading.Thread):
                            unknown=True)
 
     def _check(self, job: CheckJob) -> None:
+        """Ask for each order once; those that may never have been sent are then asked for together,
+        for `resolve_s` (Binance can answer -2013 for a few seconds after accepting), so N such
+        orders after a restart cost one wait, not N."""
+        doubtful = []
         for index, (symbol, cid, maybe_never_sent) in enumerate(job.orders):
             try:
                 answer = self.rest.order(symbol, cid)
-                if answer is None and maybe_never_sent:
-                    # It may still show: Binance can answer -2013 for a few seconds after accepting.
-                    answer = self.rest.resolve(_probe(symbol, cid))
-                if answer is None:
+                if answer is not None:
+                    self._snapshot(symbol, cid, answer)
+                elif maybe_never_sent:
+                    doubtful.append((symbol, cid))
+                else:
                     self.post(Vanished(cid))
-                    continue
-                executed = Decimal(str(answer.get("executedQty") or "0"))
-                trades = self.rest.trades_of(symbol, int(answer["orderId"])) if executed > 0 else []
-                self.post(Snapshot(cid, answer, trades))
             except (RateLimited, OutcomeUnknown, ExchangeRefused) as exc:
-                rest = CheckJob(job.orders[index:], job.why)
-                wait = getattr(exc, "retry_after_s", 2.0)
-                self.post(CheckFailed(rest, wait, str(exc)))
+                self._check_later(job.orders[index:] + tuple((s, c, True) for s, c in doubtful), job.why, exc)
                 return
+        if doubtful:
+            self._settle(doubtful, job.why)
+
+    def _settle(self, doubtful: list[tuple[str, str]], why: str) -> None:
+        deadline = self.rest.clock() + self.rest.timing.resolve_s
+        try:
+            while doubtful and self.rest.clock() < deadline:
+                if self.rest.stop.wait(self.rest.timing.poll_s):
+                    return
+                for symbol, cid in list(doubtful):
+                    answer = self.rest.order(symbol, cid)
+                    if answer is not None:
+                        doubtful.remove((symbol, cid))
+                        self._snapshot(symbol, cid, answer)
+            for symbol in sorted({s for s, _ in doubtful}):  # last, the open orders, as place() does
+                open_now = {o.get("clientOrderId"): o for o in self.rest.open_orders(symbol)}
+                for cid in [c for s, c in doubtful if s == symbol]:
+                    if cid in open_now:
+                        self._snapshot(symbol, cid, open_now[cid])
+                    else:
+                        self.post(Vanished(cid))
+        except (RateLimited, OutcomeUnknown, ExchangeRefused) as exc:
+            self._check_later(tuple((s, c, True) for s, c in doubtful), why, exc)
+
+    def _snapshot(self, symbol: str, cid: str, answer: dict) -> None:
+        executed = Decimal(str(answer.get("executedQty") or "0"))
+        trades = self.rest.trades_of(symbol, int(answer["orderId"])) if executed > 0 else []
+        self.post(Snapshot(cid, answer, trades))
+
+    def _check_later(self, orders: tuple, why: str, exc: Exception) -> None:
+        self.post(CheckFailed(CheckJob(orders, why), getattr(exc, "retry_after_s", 2.0), str(exc)))
 
     def _open_orders(self, job: OpenOrdersJob) -> None:
         for index, symbol in enumerate(job.symbols):
@@ -189,7 +219,3 @@ class RestWorker(threading.Thread):
         self.submit(CheckJob(((job.symbol, job.client_order_id, False),), "after a cancel"))
 
 
-def _probe(symbol: str, client_order_id: str) -> PlaceOrder:
-    """Just enough of an order for `BinanceRest.resolve` to ask for it."""
-    return PlaceOrder(client_order_id=client_order_id, symbol=symbol, trader_id=1, side="BUY", price=Decimal(1),
-                      quantity=Decimal(1))
