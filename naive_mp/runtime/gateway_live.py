@@ -47,6 +47,7 @@ FILTER_FAILURE = -1013
 INSUFFICIENT = "insufficient balance"
 BOOT_TIMEOUT_S = 3.0
 COMPLETE_AGAIN_S = 1.0  # an order whose fills are not all known: its trades asked for again after this
+CLIENT_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")  # Binance's rule for newClientOrderId
 OUR_ID = re.compile(r"^(?P<symbol>[A-Z0-9]{2,20})-\d+-\d+-[BS]\d*$")
 
 
@@ -235,6 +236,11 @@ class LiveGateway(Gateway):
         order = self.live.find(command.client_order_id)
         if order is not None and order.status != book.REJECTED:  # a retry, a restarted trader: never twice
             return wire.GatewayReply(req_id=request.req_id, order=self._info(order))
+        if not CLIENT_ID.fullmatch(command.client_order_id):  # Binance would refuse it: say so without asking
+            log.error("%s: client order id %r is not one Binance takes (1-36 of [.A-Z:/a-z0-9_-]): a bug of ours; "
+                      "that trader stops", command.symbol, command.client_order_id)
+            return wire.GatewayReply(req_id=request.req_id, code=-1100,
+                                     reason="Illegal characters found in parameter 'newClientOrderId'")
         if request.cause_ns:
             self.latency.observe((time.monotonic_ns() - request.cause_ns) / 1e9)
         feed = self.feeds.setdefault(command.symbol, SymbolFeed())
