@@ -313,3 +313,10 @@ def test_keys_from_a_world_readable_file_are_refused_saying_why(fake, tmp_path, 
     keys.chmod(0o644)
     out = naive_mp("start", "TESTUSDT", "--live", "--allow-loss", "--secrets", keys, "--run-dir", tmp_path / "r")
     assert out.returncode == 1 and "chmod 600" in out.stderr and SECRET not in out.stderr
+
+
+def test_wrong_api_keys_stop_a_new_run_with_binance_s_answer(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("BINANCE_API_KEY", "not-the-key")
+    out = naive_mp("start", "TESTUSDT", "--live", "--allow-loss", "--run-dir", tmp_path / "r", timeout=60)
+    assert out.returncode == 1 and "-2015 Invalid API-key" in out.stderr and not fake.orders()
+    assert SECRET not in out.stderr
