@@ -339,6 +339,7 @@ class LiveTiming(msgspec.Struct, frozen=True, kw_only=True):
     rounds: int = 3
     reconcile_s: float = 60.0  # every open order asked for over REST this often, stream or not
     insufficient_retry_s: float = 30.0  # -2010 insufficient balance: the trader tries again after this
+    key_retry_s: float = 60.0  # our API key refused while running (revoked?): orders tried again after this
     request_timeout_s: float = 10.0
 
 

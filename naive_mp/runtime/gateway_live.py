@@ -34,6 +34,7 @@ from naive_mp.exchange.binance_limits import Limiter
 from naive_mp.exchange.binance_orders import (CancelJob, CheckFailed, CheckJob, OpenOrders, OpenOrdersJob,
                                               PlaceJob, Placed, Refused, RestWorker, Snapshot, Vanished)
 from naive_mp.exchange.binance_rest import BinanceRest, Timing
+from naive_mp.exchange.errors import ExchangeRefused
 from naive_mp.exchange.binance_user import ExecutionReport, StreamDown, Subscribed, UserStream
 from naive_mp.exchange import secrets
 from naive_mp.report.symbols import split_symbol
@@ -46,6 +47,7 @@ log = logging.getLogger("naive_mp.gateway")
 FILTER_FAILURE = -1013
 INSUFFICIENT = "insufficient balance"
 BOOT_TIMEOUT_S = 3.0
+KEY_REFUSED = (-1022, -2014, -2015)  # bad signature, bad key format, key refused (or IP, or permissions)
 COMPLETE_AGAIN_S = 1.0  # an order whose fills are not all known: its trades asked for again after this
 CLIENT_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")  # Binance's rule for newClientOrderId
 OUR_ID = re.compile(r"^(?P<symbol>[A-Z0-9]{2,20})-\d+-\d+-[BS]\d*$")
@@ -157,6 +159,9 @@ class LiveGateway(Gateway):
         fresh = not self.live.by_client_id
         try:  # before the first heartbeat: quick, or the supervisor takes us for hung
             balances = self.rest.balances(timeout_s=BOOT_TIMEOUT_S)
+        except ExchangeRefused as refused:  # wrong or revoked keys, no permission: nothing could work
+            raise BootError(f"Binance refused to show the account: {refused} (check the API key, its "
+                            "permissions and IP restrictions)") from None
         except Exception as exc:  # noqa: BLE001 - said, and for a new run fatal: we cannot check the budget
             if fresh:
                 raise BootError(f"cannot read the account's balances from Binance: {exc}") from None
@@ -324,6 +329,10 @@ class LiveGateway(Gateway):
             return
         if refused.code == -2010 and INSUFFICIENT in refused.reason.lower():
             retry = self.spec.live_timing.insufficient_retry_s
+        elif refused.code in KEY_REFUSED:  # a key revoked while running: a trader holding coins must not give up
+            retry = self.spec.live_timing.key_retry_s
+            log.error("BINANCE REFUSED OUR API KEY (%s %s): check it; orders are tried again every %.0f s",
+                      refused.code, refused.reason, retry)
         key = (order.symbol, refused.code)
         self.refused[key] = self.refused.get(key, 0) + 1
         if refused.code == FILTER_FAILURE:

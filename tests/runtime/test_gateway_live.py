@@ -25,7 +25,8 @@ KEY, SECRET = "test-api-key-4f1c", "S3CRET-never-shown-9a7b2e"
 STEP = Decimal("0.01")
 # Binance's patience, scaled down: asked 3 s for an order whose reply was lost, checks every 2 s.
 KNOBS = {"spec": {"stream_silence_s": 2.0, "live_timing": {
-    "resolve_s": 3.0, "poll_s": 0.2, "reconcile_s": 2.0, "insufficient_retry_s": 1.0, "request_timeout_s": 3.0}}}
+    "resolve_s": 3.0, "poll_s": 0.2, "reconcile_s": 2.0, "insufficient_retry_s": 1.0, "key_retry_s": 1.0,
+    "request_timeout_s": 3.0}}}
 
 
 def tape(n: int, qty: str = "8.00") -> list[FakeTrade]:
@@ -159,6 +160,7 @@ def test_a_dropped_silent_or_old_user_stream_is_rebuilt_and_no_fill_is_missed(fa
 
 def test_refusals_each_get_their_documented_behaviour(fake, tmp_path):
     fake.reject_next(-2010, "Account has insufficient balance for requested action.", n=4)
+    fake.reject_next(-2015, "Invalid API-key, IP, or permissions for action.", status=401)  # revoked, then not
     t = live_tree(tmp_path)
     try:
         up(t, fake)
@@ -186,6 +188,7 @@ def test_refusals_each_get_their_documented_behaviour(fake, tmp_path):
     assert "our order breaks a filter, a bug of ours; that trader stops" in log
     assert "clock is" in log, "-1021 resynced the clock"
     assert "429 from Binance" in log and "every request waits 1 s" in log
+    assert "BINANCE REFUSED OUR API KEY (-2015" in log and "orders are tried again every 1 s" in log
     assert no_order_twice(fake) == []
 
 
@@ -315,8 +318,18 @@ def test_keys_from_a_world_readable_file_are_refused_saying_why(fake, tmp_path, 
     assert out.returncode == 1 and "chmod 600" in out.stderr and SECRET not in out.stderr
 
 
-def test_wrong_api_keys_stop_a_new_run_with_binance_s_answer(fake, tmp_path, monkeypatch):
+def test_wrong_api_keys_stop_a_new_run_and_a_resumed_one_with_binance_s_answer(fake, tmp_path, monkeypatch):
+    t = live_tree(tmp_path)
+    try:
+        up(t, fake)
+        fake.print_trades("TESTUSDT", 1)
+        t.wait_for(lambda: fake.open_orders("TESTUSDT"), timeout=30)
+        stop(t)
+    finally:
+        t.kill_all()
     monkeypatch.setenv("BINANCE_API_KEY", "not-the-key")
-    out = naive_mp("start", "TESTUSDT", "--live", "--allow-loss", "--run-dir", tmp_path / "r", timeout=60)
-    assert out.returncode == 1 and "-2015 Invalid API-key" in out.stderr and not fake.orders()
-    assert SECRET not in out.stderr
+    for run_dir in (tmp_path / "new", t.run_dir):  # a new run, and the one above resumed
+        out = naive_mp("start", "TESTUSDT", "--live", "--allow-loss", "--run-dir", run_dir, timeout=60)
+        assert out.returncode == 1 and "refused to show the account: -2015 Invalid API-key" in out.stderr
+        assert SECRET not in out.stderr
+    assert len(fake.orders()) == 1
